@@ -1,0 +1,1 @@
+"""Merchants, users, sign-in and API tokens."""

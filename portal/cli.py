@@ -1,0 +1,184 @@
+"""The ``portal`` command: Flask's CLI of the app plus the portal's own commands."""
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+import click
+from flask import current_app
+from flask.cli import AppGroup, FlaskGroup
+
+from portal.errors import PortalError
+
+
+def main() -> None:
+    from portal import create_app
+
+    cli = FlaskGroup(create_app=lambda: create_app(), help="The merchant portal's command line.")
+    cli.main(prog_name="portal")
+
+
+def json_option(func: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option("--json", "as_json", is_flag=True, help="Print a machine-readable result on stdout.")(func)
+
+
+def emit(as_json: bool, payload: Any, human: str) -> None:
+    click.echo(json.dumps(payload, ensure_ascii=False, indent=2, default=str) if as_json else human)
+
+
+def portal_command(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Check the schema first, and turn domain errors into a message (or JSON error) and exit code 1."""
+
+    @wraps(func)
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        from portal.migrate import schema_problem
+
+        problem = schema_problem(current_app)
+        if problem:
+            raise click.ClickException(problem)
+        try:
+            return func(*args, **kwargs)
+        except PortalError as exc:
+            if kwargs.get("as_json"):
+                click.echo(json.dumps({"error": {"code": exc.code, "message": exc.message, "details": exc.details}},
+                                      ensure_ascii=False))
+                sys.exit(1)
+            raise click.ClickException(exc.message) from exc
+
+    return wrapped
+
+
+# -- portal db ---------------------------------------------------------------------------------
+
+db_cli = AppGroup("db", help="Database schema (Alembic migrations in migrations/).")
+
+
+@db_cli.command("upgrade")
+@click.argument("revision", default="heads")
+def db_upgrade(revision: str) -> None:
+    """Bring the schema up to the code's migrations."""
+    from portal import migrate
+
+    migrate.upgrade(current_app, revision)
+    click.echo(f"Database at {', '.join(migrate.current_revisions(current_app)) or 'base'}.")
+
+
+@db_cli.command("downgrade")
+@click.argument("revision")
+def db_downgrade(revision: str) -> None:
+    """Step the schema back to REVISION (developers only; data in dropped tables is lost)."""
+    from portal import migrate
+
+    migrate.downgrade(current_app, revision)
+
+
+@db_cli.command("migrate")
+@click.option("-m", "--message", required=True, help="What the migration changes.")
+@click.option("--empty", is_flag=True, help="Write an empty migration instead of comparing models and schema.")
+def db_migrate(message: str, empty: bool) -> None:
+    """Write a new migration from the difference between the models and the database (developers)."""
+    from portal import migrate
+
+    migrate.revision(current_app, message, autogenerate=not empty)
+
+
+@db_cli.command("current")
+def db_current() -> None:
+    """Show the database's revision and whether it is current."""
+    from portal import migrate
+
+    click.echo(", ".join(migrate.current_revisions(current_app)) or "base (empty)")
+    click.echo(migrate.schema_problem(current_app) or "Up to date.")
+
+
+# -- merchants, users, tokens ------------------------------------------------------------------
+
+merchants_cli = AppGroup("merchants", help="Merchants (sellers) of the marketplace.")
+
+
+@merchants_cli.command("create")
+@click.option("--slug", required=True, help="Short unique id used in URLs and files, e.g. acme-tools.")
+@click.option("--name", required=True, help="Display name.")
+@json_option
+@portal_command
+def merchants_create(slug: str, name: str, as_json: bool) -> None:
+    from portal.accounts.services import create_merchant
+    from portal.db import session
+
+    merchant = create_merchant(session, slug=slug, name=name)
+    emit(as_json, {"id": merchant.id, "slug": merchant.slug, "name": merchant.name},
+         f"Merchant {merchant.slug} created (id {merchant.id}).")
+
+
+users_cli = AppGroup("users", help="Users of the cabinet.")
+
+
+@users_cli.command("create")
+@click.option("--email", required=True)
+@click.option("--password", required=True)
+@click.option("--role", required=True, type=click.Choice(["merchant_admin", "merchant_staff", "category_manager", "operator_admin"]))
+@click.option("--merchant", "merchant_slug", help="Merchant slug (merchant roles only).")
+@click.option("--name", "full_name", default="", help="Full name.")
+@json_option
+@portal_command
+def users_create(email: str, password: str, role: str, merchant_slug: str | None, full_name: str, as_json: bool) -> None:
+    from portal.accounts.services import create_user, merchant_by_slug
+    from portal.db import session
+
+    merchant = merchant_by_slug(session, merchant_slug) if merchant_slug else None
+    user = create_user(session, email=email, password=password, role=role, merchant=merchant, full_name=full_name)
+    emit(as_json, {"id": user.id, "email": user.email, "role": user.role, "merchant": merchant_slug},
+         f"User {user.email} ({user.role}) created (id {user.id}).")
+
+
+tokens_cli = AppGroup("tokens", help="API tokens for machine clients.")
+
+
+@tokens_cli.command("create")
+@click.option("--merchant", "merchant_slug", help="Merchant slug: a token confined to that merchant.")
+@click.option("--operator", is_flag=True, help="An operator token (the marketplace's own systems).")
+@click.option("--name", default="CLI token", help="What the token is for.")
+@json_option
+@portal_command
+def tokens_create(merchant_slug: str | None, operator: bool, name: str, as_json: bool) -> None:
+    """Create a token and print it once; only its hash is stored."""
+    from portal.accounts.services import create_token, merchant_by_slug
+    from portal.db import session
+
+    if bool(merchant_slug) == operator:
+        raise click.UsageError("Give exactly one of --merchant SLUG or --operator.")
+    merchant = merchant_by_slug(session, merchant_slug) if merchant_slug else None
+    token, secret = create_token(session, name=name, merchant=merchant)
+    emit(as_json, {"id": token.id, "name": token.name, "merchant": merchant_slug, "operator": operator, "token": secret},
+         f"{secret}\n(token {token.id}, {'operator' if operator else 'merchant ' + str(merchant_slug)}; "
+         "it is shown only now, store it safely)")
+
+
+# -- demo --------------------------------------------------------------------------------------
+
+demo_cli = AppGroup("demo", help="The demo marketplace.")
+
+
+@demo_cli.command("seed")
+@click.option("--merchants", "merchant_count", default=3, show_default=True, type=click.IntRange(1, 50))
+@click.option("--seed", "seed", default=1, show_default=True, help="Random seed: the same seed gives the same data.")
+@click.option("--if-empty", is_flag=True, help="Create nothing when the database already has merchants.")
+@json_option
+@portal_command
+def demo_seed(merchant_count: int, seed: int, if_empty: bool, as_json: bool) -> None:
+    """Create a believable demo marketplace and print its logins."""
+    from portal.db import session
+    from portal.demo import seed_demo
+
+    result = seed_demo(session, merchants=merchant_count, seed=seed, if_empty=if_empty)
+    lines = [f"Demo marketplace: {'created' if result['created'] else 'already there'}.", "", "Demo logins:"]
+    lines += [f"  {u['role']:<17} {u['email']:<36} {u['password']}  {u['merchant'] or ''}" for u in result["users"]]
+    emit(as_json, result, "\n".join(lines))
+
+
+def register(app: Any) -> None:
+    for group in (db_cli, merchants_cli, users_cli, tokens_cli, demo_cli):
+        app.cli.add_command(group)

@@ -1,0 +1,1 @@
+"""Background jobs: records, the runner and their pages."""

@@ -1,0 +1,48 @@
+"""Job pages: a progress page, its JSON status for the progress bar, and result downloads."""
+from __future__ import annotations
+
+from flask import Blueprint, Response, abort, jsonify, render_template, stream_with_context
+from flask_login import login_required
+
+from portal.db import session as db
+from portal.jobs.models import Job
+from portal.storage_access import get_storage
+from portal.tenancy import get_or_404
+
+bp = Blueprint("jobs", __name__, url_prefix="/jobs")
+
+
+@bp.get("/<job_id>")
+@login_required
+def show(job_id: str):
+    return render_template("jobs/show.html", job=get_or_404(Job, job_id))
+
+
+@bp.get("/<job_id>/status")
+@login_required
+def status(job_id: str):
+    job = get_or_404(Job, job_id)
+    db.refresh(job)
+    return jsonify(job.as_dict())
+
+
+@bp.get("/<job_id>/download")
+@login_required
+def download(job_id: str):
+    job = get_or_404(Job, job_id)
+    result = job.result or {}
+    key, filename = result.get("storage_key"), result.get("filename")
+    if job.status != "succeeded" or not key or not filename:
+        abort(404)
+    stream = get_storage().open(key)
+
+    def chunks():
+        with stream:
+            while chunk := stream.read(1024 * 1024):
+                yield chunk
+
+    return Response(
+        stream_with_context(chunks()),
+        mimetype=result.get("content_type", "application/octet-stream"),
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )

@@ -1,0 +1,4 @@
+"""Imports every block's models, so that Alembic and the tests see all tables."""
+from portal.accounts.models import ApiToken, Merchant, User  # noqa: F401
+from portal.audit import AuditEvent  # noqa: F401
+from portal.jobs.models import Job  # noqa: F401

@@ -1,0 +1,59 @@
+"""What every template may use: navigation by role, labels and the current language."""
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask
+from flask_babel import get_locale
+from flask_babel import lazy_gettext as _l
+from flask_login import current_user
+
+from portal.auth import ROLE_LABELS
+from portal.jobs.services import job_label
+
+NAVIGATION: dict[str, list[tuple[str, Any]]] = {
+    "merchant_admin": [
+        ("home.index", _l("Home")),
+        ("accounts.users", _l("Users")),
+        ("accounts.tokens", _l("API tokens")),
+        ("accounts.audit_log", _l("Audit log")),
+    ],
+    "merchant_staff": [("home.index", _l("Home"))],
+    "category_manager": [("home.index", _l("Home")), ("admin.merchants", _l("Merchants"))],
+    "operator_admin": [
+        ("home.index", _l("Home")),
+        ("admin.merchants", _l("Merchants")),
+        ("accounts.users", _l("Users")),
+        ("accounts.tokens", _l("API tokens")),
+        ("accounts.audit_log", _l("Audit log")),
+    ],
+}
+
+JOB_STATUS_LABELS = {
+    "queued": _l("Waiting for a worker…"),
+    "running": _l("Working…"),
+    "succeeded": _l("Done."),
+    "failed": _l("Failed:"),
+}
+
+
+def nav_items() -> list[tuple[str, Any]]:
+    return NAVIGATION.get(current_user.role, []) if current_user.is_authenticated else []
+
+
+def role_label(role: str) -> Any:
+    return ROLE_LABELS.get(role, role)
+
+
+def job_status_label(status: str) -> Any:
+    return JOB_STATUS_LABELS.get(status, status)
+
+
+def init_app(app: Flask) -> None:
+    app.jinja_env.globals.update(
+        nav_items=nav_items,
+        role_label=role_label,
+        job_status_label=job_status_label,
+        job_kind_label=job_label,
+        current_locale=lambda: str(get_locale() or "en"),
+    )
