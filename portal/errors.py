@@ -87,7 +87,8 @@ def handle_http_exception(error: HTTPException) -> Response:
     message = data.get("message")
     if message is None and status == 422 and details:
         message = gettext("Some of the data is not valid; see details.")
-    if message is None and error.description and error.description != type(error).description:
+    # Flask-Limiter describes the limit ("3 per 1 minute"); the default message says what to do.
+    if message is None and status != 429 and error.description and error.description != type(error).description:
         message = str(error.description)
     headers = dict(data.get("headers") or {})
     if status == 401 and request.path.startswith("/api/"):
