@@ -75,6 +75,8 @@ def error_response(status: int, code: str | None = None, message: str | None = N
         template = f"errors/{status}.html" if status in (403, 404, 500) else "errors/error.html"
         response = Response(render_template(template, status=status, code=code, message=message))
     response.status_code = status
+    if status == 401 and request.path.startswith("/api/"):
+        response.headers["WWW-Authenticate"] = 'Bearer realm="portal"'
     for key, value in (headers or {}).items():
         response.headers[key] = value
     return response
@@ -90,10 +92,7 @@ def handle_http_exception(error: HTTPException) -> Response:
     # Flask-Limiter describes the limit ("3 per 1 minute"); the default message says what to do.
     if message is None and status != 429 and error.description and error.description != type(error).description:
         message = str(error.description)
-    headers = dict(data.get("headers") or {})
-    if status == 401 and request.path.startswith("/api/"):
-        headers.setdefault("WWW-Authenticate", 'Bearer realm="portal"')
-    return error_response(status, message=message, details=details, headers=headers)
+    return error_response(status, message=message, details=details, headers=data.get("headers"))
 
 
 def handle_csrf_error(error: CSRFError) -> Response:

@@ -28,6 +28,20 @@ def _reset_postgres(url: str) -> None:
         engine.dispose()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def compiled_translations() -> None:
+    """The Russian pages need the compiled catalog; `make` does this too, plain `pytest` may not have."""
+    from babel.messages.frontend import CompileCatalog
+    from setuptools import Distribution
+
+    command = CompileCatalog(Distribution())
+    command.initialize_options()
+    command.directory = str(Path(__file__).resolve().parents[1] / "portal" / "translations")
+    command.use_fuzzy = False
+    command.finalize_options()
+    command.run()
+
+
 @pytest.fixture(scope="session")
 def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
     url = os.environ.get("PORTAL_TEST_DATABASE_URL")
@@ -81,6 +95,20 @@ def app(app_config: dict) -> Iterator[Flask]:
         db.commit()
     app.extensions["portal.db"].dispose()
     limiter.reset()
+
+
+@pytest.fixture
+def make_app() -> Iterator:
+    """Extra apps a test builds with other settings; their connection pools are closed afterwards."""
+    made: list[Flask] = []
+
+    def make(config: dict) -> Flask:
+        made.append(create_app(config))
+        return made[-1]
+
+    yield make
+    for extra in made:
+        extra.extensions["portal.db"].dispose()
 
 
 @pytest.fixture

@@ -1,7 +1,7 @@
 """Forms of sign-in, invitations, users, merchants and tokens (all CSRF-protected by Flask-WTF)."""
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import EmailField, HiddenField, IntegerField, PasswordField, SelectField, StringField
+from wtforms import EmailField, HiddenField, IntegerField, PasswordField, SelectChoice, SelectField, StringField
 from wtforms.validators import DataRequired, EqualTo, Length, NumberRange, Optional
 
 from portal.accounts.services import MIN_PASSWORD_LENGTH
@@ -26,7 +26,7 @@ class InviteForm(FlaskForm):
     full_name = StringField(_l("Full name"), validators=[Optional(), Length(max=200)])
     role = SelectField(
         _l("Role"),
-        choices=[("merchant_staff", _l("Merchant staff")), ("merchant_admin", _l("Merchant admin"))],
+        choices=[SelectChoice("merchant_staff", _l("Merchant staff")), SelectChoice("merchant_admin", _l("Merchant admin"))],
     )
 
 

@@ -7,6 +7,7 @@ from flask import Blueprint, current_app, flash, redirect, render_template, requ
 from flask_babel import gettext
 from flask_login import current_user, login_required, login_user, logout_user
 from sqlalchemy import select
+from wtforms import SelectChoice
 
 from portal.accounts import services
 from portal.accounts.exceptions import AccountError, LoginFailed
@@ -107,9 +108,11 @@ def accept_invite(secret: str):
 
 def _user_form() -> UserForm:
     form = UserForm()
-    form.role.choices = [(role, label) for role, label in ROLE_LABELS.items()]
+    form.role.choices = [SelectChoice(role, label) for role, label in ROLE_LABELS.items()]
     merchants = db.scalars(select(Merchant).order_by(Merchant.name))
-    form.merchant_id.choices = [(0, gettext("— none (marketplace staff) —"))] + [(m.id, m.name) for m in merchants]
+    form.merchant_id.choices = [SelectChoice(0, gettext("— none (marketplace staff) —"))] + [
+        SelectChoice(m.id, m.name) for m in merchants
+    ]
     return form
 
 

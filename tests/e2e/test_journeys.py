@@ -1,0 +1,146 @@
+"""What people do in the portal, end to end in a real browser, on the demo marketplace."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from portal.demo import DEMO_PASSWORD
+
+pytestmark = pytest.mark.e2e
+
+MERCHANT_ADMIN = "admin@technomir.example"
+MERCHANT_STAFF = "staff@technomir.example"
+OPERATOR = "operator@marketplace.example"
+CYRILLIC = re.compile(r"[А-Яа-яЁё]")
+
+
+def sign_in(page: Page, email: str, password: str = DEMO_PASSWORD) -> None:
+    page.goto("/login")
+    form = page.locator("#login-form")
+    form.locator("input[name=email]").fill(email)
+    form.locator("input[name=password]").fill(password)
+    form.locator("button[type=submit]").click()
+
+
+def signed_in_as(page: Page, email: str) -> None:
+    expect(page.locator("#whoami")).to_contain_text(email)
+
+
+def switch_language(page: Page, lang: str) -> None:
+    page.locator(f"#language-switch button[name=lang][value={lang}]").click()
+    expect(page.locator("html")).to_have_attribute("lang", lang)
+
+
+def on_sign_in_page(page: Page) -> None:
+    expect(page).to_have_url(re.compile(r"/login(\?.*)?$"))
+    expect(page.locator("#login-form")).to_be_visible()
+
+
+def test_merchant_admin_language_choice_is_remembered_across_reloads_and_sign_ins(page: Page, ru) -> None:
+    sign_in(page, MERCHANT_ADMIN)
+    signed_in_as(page, MERCHANT_ADMIN)
+    expect(page.locator("h1")).to_have_text("ТехноМир Электроника")
+    expect(page.locator("html")).to_have_attribute("lang", "en")
+    expect(page.locator("#logout")).to_have_text("Sign out")
+
+    switch_language(page, "ru")
+    assert CYRILLIC.search(ru("Sign out"))
+    expect(page.locator("#logout")).to_have_text(ru("Sign out"))
+    expect(page.locator("a.nav-link", has_text=ru("Users"))).to_be_visible()
+    expect(page.locator("h1")).to_have_text("ТехноМир Электроника")
+
+    page.reload()
+    expect(page.locator("html")).to_have_attribute("lang", "ru")
+    expect(page.locator("#logout")).to_have_text(ru("Sign out"))
+
+    page.locator("#logout").click()
+    on_sign_in_page(page)
+
+    # A fresh start (no cookies, the browser asks for English): only the user's own setting can bring Russian back.
+    page.context.clear_cookies()
+    page.goto("/login")
+    expect(page.locator("html")).to_have_attribute("lang", "en")
+    sign_in(page, MERCHANT_ADMIN)
+    signed_in_as(page, MERCHANT_ADMIN)
+    expect(page.locator("html")).to_have_attribute("lang", "ru")
+    expect(page.locator("#logout")).to_have_text(ru("Sign out"))
+    expect(page.locator("a.nav-link", has_text=ru("Home"))).to_be_visible()
+
+
+def test_operator_navigates_merchants_switches_language_and_signs_out(page: Page, ru) -> None:
+    sign_in(page, OPERATOR)
+    signed_in_as(page, OPERATOR)
+    nav = page.locator("a.nav-link")
+    expect(nav).to_have_text(["Home", "Merchants", "Users", "API tokens", "Audit log"])
+
+    nav.filter(has_text="Merchants").click()
+    expect(page).to_have_url(re.compile(r"/admin/merchants"))
+    table = page.locator("#merchants-table")
+    expect(table).to_contain_text("ТехноМир Электроника")
+    expect(table).to_contain_text("Уютный Дом")
+
+    switch_language(page, "ru")
+    expect(page).to_have_url(re.compile(r"/admin/merchants"))
+    expect(nav).to_have_text([ru("Home"), ru("Merchants"), ru("Users"), ru("API tokens"), ru("Audit log")])
+    expect(page.locator("h1")).to_have_text(ru("Merchants"))
+
+    switch_language(page, "en")
+    expect(nav).to_have_text(["Home", "Merchants", "Users", "API tokens", "Audit log"])
+    expect(page.locator("h1")).to_have_text("Merchants")
+
+    page.locator("#logout").click()
+    on_sign_in_page(page)
+    expect(page.locator(".alert")).to_contain_text("You have signed out.")
+    expect(page.locator("#whoami")).to_have_count(0)
+
+
+def test_wrong_password_shows_the_error_and_stays_on_the_sign_in_page(page: Page) -> None:
+    sign_in(page, MERCHANT_ADMIN, password="not-the-password")
+    expect(page.locator(".alert-danger")).to_contain_text("Wrong e-mail or password.")
+    on_sign_in_page(page)
+    expect(page.locator("#whoami")).to_have_count(0)
+    expect(page.locator("#logout")).to_have_count(0)
+
+
+def test_operator_exports_the_audit_log_as_csv_with_live_progress(page: Page) -> None:
+    sign_in(page, OPERATOR)
+    signed_in_as(page, OPERATOR)
+    page.locator("a.nav-link", has_text="Audit log").click()
+    expect(page).to_have_url(re.compile(r"/audit"))
+
+    page.get_by_role("button", name="Export to CSV").click()
+    expect(page).to_have_url(re.compile(r"/jobs/[^/]+$"))
+    # A marker on this very document: it survives only if the page is never reloaded.
+    page.evaluate("window.__e2eSamePage = true")
+
+    page.wait_for_selector(".job-progress[data-status=succeeded]", timeout=30000)
+    download_link = page.locator("#job-download")
+    expect(download_link).to_be_visible()
+    assert page.evaluate("window.__e2eSamePage === true"), "the job page reloaded instead of updating itself"
+
+    with page.expect_download() as download_info:
+        download_link.click()
+    download = download_info.value
+    assert download.suggested_filename.endswith(".csv")
+    content = Path(download.path()).read_text(encoding="utf-8")
+    first_line = content.removeprefix("\ufeff").splitlines()[0]
+    assert first_line.startswith("id,at,action")
+
+
+def test_merchant_staff_sees_no_admin_links_and_gets_the_friendly_403_page(page: Page) -> None:
+    sign_in(page, MERCHANT_STAFF)
+    signed_in_as(page, MERCHANT_STAFF)
+    nav = page.locator("a.nav-link")
+    expect(nav).to_have_text(["Home"])
+    expect(nav.filter(has_text="Users")).to_have_count(0)
+    expect(nav.filter(has_text="API tokens")).to_have_count(0)
+
+    response = page.goto("/users")
+    assert response is not None and response.status == 403
+    expect(page.locator(".error-page")).to_contain_text("403")
+    expect(page.locator(".error-page h1")).to_have_text("You do not have access to this page.")
+    expect(page.get_by_role("link", name="Go to the home page")).to_be_visible()
+    signed_in_as(page, MERCHANT_STAFF)

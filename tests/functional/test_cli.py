@@ -1,0 +1,78 @@
+"""The `portal` commands with --json: merchants, users, tokens and the demo seed."""
+from __future__ import annotations
+
+import json
+
+from portal.demo import DEMO_PASSWORD
+
+
+def _json(result) -> dict:
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def test_merchants_users_and_tokens_are_created_from_the_command_line(runner, client):
+    merchant = _json(runner.invoke(args=["merchants", "create", "--slug", "acme", "--name", "Acme", "--json"]))
+    assert merchant["slug"] == "acme"
+    user = _json(runner.invoke(args=["users", "create", "--email", "Boss@Acme.example", "--password", "boss-pass-1",
+                                     "--role", "merchant_admin", "--merchant", "acme", "--json"]))
+    assert user == {"id": user["id"], "email": "boss@acme.example", "role": "merchant_admin", "merchant": "acme"}
+    token = _json(runner.invoke(args=["tokens", "create", "--merchant", "acme", "--name", "ERP", "--json"]))
+    assert token["token"].startswith("mp_")
+    me = client.get("/api/v1/me", headers={"Authorization": f"Bearer {token['token']}"}).json
+    assert me["merchant"] == "acme"
+
+
+def test_operator_token_from_the_command_line(runner, client):
+    token = _json(runner.invoke(args=["tokens", "create", "--operator", "--json"]))
+    assert client.get("/api/v1/me", headers={"Authorization": f"Bearer {token['token']}"}).json["kind"] == "operator"
+
+
+def test_token_needs_exactly_one_of_merchant_or_operator(runner):
+    result = runner.invoke(args=["tokens", "create"])
+    assert result.exit_code != 0
+    assert "exactly one of --merchant SLUG or --operator" in result.output
+
+
+def test_bad_input_gives_a_json_error_and_exit_code_1(runner):
+    result = runner.invoke(args=["users", "create", "--email", "x@y.example", "--password", "long-enough-1",
+                                 "--role", "merchant_staff", "--merchant", "ghost", "--json"])
+    assert result.exit_code == 1
+    assert json.loads(result.stdout)["error"]["message"] == "There is no merchant with the slug ghost."
+
+
+def test_short_password_is_refused_with_a_message(runner):
+    result = runner.invoke(args=["users", "create", "--email", "op@x.example", "--password", "short", "--role", "operator_admin"])
+    assert result.exit_code == 1
+    assert "at least 8 characters" in result.output
+
+
+def test_duplicate_merchant_slug_is_refused(runner):
+    runner.invoke(args=["merchants", "create", "--slug", "acme", "--name", "Acme"])
+    result = runner.invoke(args=["merchants", "create", "--slug", "acme", "--name", "Acme 2"])
+    assert result.exit_code == 1
+    assert "already exists" in result.output
+
+
+def test_demo_seed_creates_a_marketplace_whose_logins_work(runner, auth):
+    seeded = _json(runner.invoke(args=["demo", "seed", "--merchants", "2", "--json"]))
+    assert seeded["created"] is True
+    roles = [u["role"] for u in seeded["users"]]
+    assert roles.count("operator_admin") == 1 and roles.count("category_manager") == 1
+    assert roles.count("merchant_admin") == 2 and roles.count("merchant_staff") == 2
+    for login in seeded["users"]:
+        assert auth.login(login["email"], DEMO_PASSWORD).status_code == 302, login
+        auth.logout()
+
+
+def test_demo_seed_twice_creates_nothing_the_second_time(runner):
+    _json(runner.invoke(args=["demo", "seed", "--json"]))
+    again = _json(runner.invoke(args=["demo", "seed", "--json"]))
+    assert again["created"] is False
+    assert len(again["users"]) == 2 + 2 * 3
+
+
+def test_demo_seed_if_empty_leaves_a_used_database_alone(runner):
+    runner.invoke(args=["merchants", "create", "--slug", "real-shop", "--name", "Real"])
+    result = _json(runner.invoke(args=["demo", "seed", "--if-empty", "--json"]))
+    assert result == {"created": False, "users": []}

@@ -1,0 +1,80 @@
+"""Tenant isolation: another merchant's objects answer 404 on every route that takes an id."""
+from __future__ import annotations
+
+import pytest
+
+from portal.db import get_session
+from portal.jobs.services import enqueue, get_runner
+from tests.support.tenancy import Probe, assert_other_merchant_gets_404
+
+# Routes that take an id but hold no merchant data.
+NOT_MERCHANT_SCOPED = {"static", "accounts.accept_invite"}
+
+
+@pytest.fixture
+def merchant_a(app, factory):
+    """Merchant A with a user, a token and a finished job: the objects merchant B must not reach."""
+    merchant = factory.merchant(slug="merchant-a")
+    admin = factory.user("merchant_admin", merchant)
+    staff = factory.user("merchant_staff", merchant)
+    token, _ = factory.token(merchant)
+    with app.app_context():
+        job = enqueue("audit.export", {"role": "merchant_admin"}, merchant_id=merchant.id, user_id=admin.id)
+    get_runner(app).wait(timeout=30)
+    return {"merchant": merchant, "admin": admin, "staff": staff, "token": token, "job_id": job.id}
+
+
+def web_probes(a) -> list[Probe]:
+    return [
+        Probe("accounts.set_user_active", "POST", f"/users/{a['staff'].id}/deactivate"),
+        Probe("accounts.set_user_active", "POST", f"/users/{a['staff'].id}/reactivate"),
+        Probe("accounts.revoke_token", "POST", f"/tokens/{a['token'].id}/revoke"),
+        Probe("jobs.show", "GET", f"/jobs/{a['job_id']}"),
+        Probe("jobs.status", "GET", f"/jobs/{a['job_id']}/status"),
+        Probe("jobs.download", "GET", f"/jobs/{a['job_id']}/download"),
+    ]
+
+
+def api_probes(a) -> list[Probe]:
+    return [Probe("api_core.JobStatus", "GET", f"/api/v1/jobs/{a['job_id']}")]
+
+
+def test_another_merchants_admin_gets_404_on_every_page_with_an_id(merchant_a, factory, auth):
+    other_admin = factory.user("merchant_admin")
+    auth.login(other_admin.email)
+    assert_other_merchant_gets_404(auth.client, web_probes(merchant_a))
+
+
+def test_another_merchants_token_gets_404_on_every_api_route_with_an_id(merchant_a, factory, client):
+    _, other_secret = factory.token(factory.merchant())
+    assert_other_merchant_gets_404(client, api_probes(merchant_a), bearer=other_secret)
+
+
+def test_the_owning_merchant_reaches_the_same_objects(merchant_a, auth, client, factory):
+    """The control: the probes are real routes that answer their own merchant."""
+    auth.login(merchant_a["admin"].email)
+    for probe in web_probes(merchant_a):
+        if probe.method == "GET":
+            assert auth.client.get(probe.path).status_code == 200, probe
+    _, own_secret = factory.token(merchant_a["merchant"])
+    for probe in api_probes(merchant_a):
+        assert client.get(probe.path, headers={"Authorization": f"Bearer {own_secret}"}).status_code == 200
+
+
+def test_actions_on_another_merchants_objects_change_nothing(merchant_a, factory, auth, app):
+    from portal.accounts.models import ApiToken, User
+
+    other_admin = factory.user("merchant_admin")
+    auth.login(other_admin.email)
+    assert_other_merchant_gets_404(auth.client, web_probes(merchant_a)[:3])
+    with app.app_context():
+        db = get_session()
+        assert db.get(User, merchant_a["staff"].id).is_active_user is True
+        assert db.get(ApiToken, merchant_a["token"].id).revoked_at is None
+
+
+def test_every_route_with_an_id_is_probed_for_tenant_isolation(app, merchant_a):
+    """A new route that takes an id fails here until its probe is added above."""
+    with_ids = {rule.endpoint for rule in app.url_map.iter_rules() if rule.arguments} - NOT_MERCHANT_SCOPED
+    probed = {p.endpoint for p in web_probes(merchant_a) + api_probes(merchant_a)}
+    assert with_ids - probed == set(), f"routes without a tenant probe: {sorted(with_ids - probed)}"
