@@ -14,7 +14,7 @@ $(BIN)/portal: pyproject.toml
 	touch $(BIN)/portal
 
 translations: $(BIN)/portal
-	$(BIN)/pybabel compile --use-fuzzy -q -d portal/translations
+	$(BIN)/pybabel compile -d portal/translations
 
 ## make run: install, migrate, seed the demo when the database is empty, serve on http://127.0.0.1:5000
 run: translations
