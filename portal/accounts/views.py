@@ -56,9 +56,10 @@ def login():
             status = 401
         else:
             login_user(user)
-            session.pop("locale", None)
-            if user.locale is None and request.accept_languages:
-                services.set_locale(db, user, request.accept_languages.best_match(("en", "ru")) or "en")
+            # A language chosen on the sign-in page is a choice: it becomes the user's.
+            chosen = session.pop("locale", None)
+            if chosen in current_app.config["LANGUAGES"] and chosen != user.locale:
+                services.set_locale(db, user, chosen)
             return redirect(safe_next(request.args.get("next"), url_for("home.index")))
     return render_template("accounts/login.html", form=form), status
 

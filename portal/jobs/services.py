@@ -9,10 +9,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from flask import Flask, current_app
+from flask_babel import gettext
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from portal.db import get_database, get_session, utcnow
+from portal.errors import PortalError
 from portal.jobs.models import Job
 
 log = logging.getLogger(__name__)
@@ -41,6 +43,11 @@ def job_label(kind: str) -> Any:
 
 class UnknownJobKind(LookupError):
     pass
+
+
+class JobDispatchError(PortalError):
+    status = 503
+    code = "jobs_unavailable"
 
 
 @dataclass
@@ -133,7 +140,16 @@ def enqueue(
         record = Job(kind=kind, payload=payload or {}, merchant_id=merchant_id, created_by_id=user_id)
         db.add(record)
         db.commit()
-    get_runner().dispatch(record.id)
+        try:
+            get_runner().dispatch(record.id)
+        except Exception as exc:
+            # A broker that cannot be reached must not leave a job "queued" for ever.
+            log.exception("could not dispatch job %s", record.id)
+            record.status = "failed"
+            record.error = f"The job could not be handed to a worker: {type(exc).__name__}: {exc}"[:4000]
+            record.finished_at = utcnow()
+            db.commit()
+            raise JobDispatchError(gettext("The background job could not be started; try again later.")) from exc
     return record
 
 

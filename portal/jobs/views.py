@@ -4,7 +4,6 @@ from __future__ import annotations
 from flask import Blueprint, Response, abort, jsonify, render_template, stream_with_context
 from flask_login import login_required
 
-from portal.db import session as db
 from portal.jobs.models import Job
 from portal.storage_access import get_storage
 from portal.tenancy import get_or_404
@@ -21,9 +20,7 @@ def show(job_id: str):
 @bp.get("/<job_id>/status")
 @login_required
 def status(job_id: str):
-    job = get_or_404(Job, job_id)
-    db.refresh(job)
-    return jsonify(job.as_dict())
+    return jsonify(get_or_404(Job, job_id).as_dict())
 
 
 @bp.get("/<job_id>/download")

@@ -113,3 +113,12 @@ def test_user_text_is_escaped_in_pages(factory, auth):
     page = auth.client.get("/").get_data(as_text=True)
     assert "<script>alert(1)</script>" not in page
     assert "&lt;script&gt;" in page
+
+
+def test_language_chosen_before_signing_in_becomes_the_users(factory, auth, app):
+    user = factory.user("merchant_staff")
+    auth.post("/language", {"lang": "ru", "next": "/login"}, csrf_page="/login")
+    auth.login(user.email)
+    assert '<html lang="ru">' in auth.client.get("/").get_data(as_text=True)
+    with app.app_context():
+        assert get_session().get(User, user.id).locale == "ru"

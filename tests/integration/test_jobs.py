@@ -122,3 +122,17 @@ def test_download_of_an_unfinished_or_resultless_job_is_404(app, factory, auth):
     _finished(app, job.id)
     auth.login(admin.email)
     assert auth.client.get(f"/jobs/{job.id}/download").status_code == 404
+
+
+def test_job_that_cannot_reach_its_broker_is_marked_failed_not_left_queued(app_config, make_app):
+    from portal.jobs.services import JobDispatchError
+
+    app = make_app({**app_config, "BROKER_URL": "redis://127.0.0.1:1/0"})
+    get_runner(app).celery.conf.broker_connection_max_retries = 0
+    get_runner(app).celery.conf.broker_transport_options = {"max_retries": 0}
+    with app.app_context():
+        with pytest.raises(JobDispatchError):
+            enqueue("tests.count")
+        job = get_session().query(Job).one()
+    assert job.status == "failed"
+    assert "could not be handed to a worker" in job.error
