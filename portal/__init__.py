@@ -74,6 +74,8 @@ def _localize(message: str) -> str:
 def register_blueprints(app: Flask) -> None:
     from portal.accounts.views import admin_bp, bp as accounts_bp
     from portal.api.views import blp as api_core_blp
+    from portal.catalog.api import blp as catalog_api_blp
+    from portal.catalog.views import bp as catalog_bp
     from portal.extensions import api
     from portal.home import bp as home_bp
     from portal.jobs.views import bp as jobs_bp
@@ -82,7 +84,9 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(accounts_bp)
     app.register_blueprint(admin_bp)
     app.register_blueprint(jobs_bp)
+    app.register_blueprint(catalog_bp)
     api.register_blueprint(api_core_blp)
+    api.register_blueprint(catalog_api_blp)
 
     import portal.audit_export  # noqa: F401  (registers its job)
 

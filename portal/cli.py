@@ -164,21 +164,61 @@ demo_cli = AppGroup("demo", help="The demo marketplace.")
 
 @demo_cli.command("seed")
 @click.option("--merchants", "merchant_count", default=3, show_default=True, type=click.IntRange(1, 50))
+@click.option("--products", "product_count", default=40, show_default=True, type=click.IntRange(0, 1_000_000),
+              help="Products in each demo merchant's catalog.")
 @click.option("--seed", "seed", default=1, show_default=True, help="Random seed: the same seed gives the same data.")
 @click.option("--if-empty", is_flag=True, help="Create nothing when the database already has merchants.")
 @json_option
 @portal_command
-def demo_seed(merchant_count: int, seed: int, if_empty: bool, as_json: bool) -> None:
+def demo_seed(merchant_count: int, product_count: int, seed: int, if_empty: bool, as_json: bool) -> None:
     """Create a believable demo marketplace and print its logins."""
     from portal.db import session
     from portal.demo import seed_demo
 
-    result = seed_demo(session, merchants=merchant_count, seed=seed, if_empty=if_empty)
+    result = seed_demo(session, merchants=merchant_count, products=product_count, seed=seed, if_empty=if_empty)
     lines = [f"Demo marketplace: {'created' if result['created'] else 'already there'}.", "", "Demo logins:"]
     lines += [f"  {u['role']:<17} {u['email']:<36} {u['password']}  {u['merchant'] or ''}" for u in result["users"]]
     emit(as_json, result, "\n".join(lines))
 
 
+# -- catalog -----------------------------------------------------------------------------------
+
+catalog_cli = AppGroup("catalog", help="Merchants' catalogs.")
+
+
+@catalog_cli.command("import")
+@click.option("--merchant", "merchant_slug", required=True, help="Merchant slug.")
+@click.option("--dry-run", is_flag=True, help="Report what would change; change nothing.")
+@click.option("--deactivate-missing", is_flag=True, help="The file is the whole catalog: deactivate products not in it.")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@json_option
+@portal_command
+def catalog_import(merchant_slug: str, dry_run: bool, deactivate_missing: bool, file: str, as_json: bool) -> None:
+    """Upload FILE for a merchant through the same pipeline as the cabinet, and print its counts."""
+    from pathlib import Path
+
+    from portal.accounts.services import merchant_by_slug
+    from portal.catalog import services
+    from portal.db import session
+    from portal.tenancy import Principal
+
+    merchant = merchant_by_slug(session, merchant_slug)
+    principal = Principal(role="merchant_admin", merchant_id=merchant.id)
+    with open(file, "rb") as stream:
+        upload = services.receive_upload(session, principal, stream=stream, filename=Path(file).name, source="cli")
+    if upload.status != "failed":
+        if deactivate_missing:
+            services.update_mapping(session, upload, upload.mapping, principal=principal, deactivate_missing_products=True)
+        upload = services.process_upload(session, upload.id, dry_run=dry_run)
+    result = services.upload_result(session, upload, limit=20)
+    lines = [f"Upload {result['upload_id']}: {result['status']}" + (" (dry run)" if dry_run else "")]
+    lines.append(", ".join(f"{k} {result[k]}" for k in ("rows", "created", "updated", "unchanged", "rejected", "warnings")))
+    lines += [f"  row {e['row'] or '-'} {e['column'] or ''}: {e['message']} [{e['code']}]" for e in result["errors"]]
+    emit(as_json, result, "\n".join(lines))
+    if upload.status == "failed":
+        sys.exit(1)
+
+
 def register(app: Any) -> None:
-    for group in (db_cli, merchants_cli, users_cli, tokens_cli, demo_cli):
+    for group in (db_cli, merchants_cli, users_cli, tokens_cli, demo_cli, catalog_cli):
         app.cli.add_command(group)

@@ -1,6 +1,7 @@
 """The demo marketplace: merchants with their people, a category manager and an operator."""
 from __future__ import annotations
 
+import io
 import random
 from typing import Any
 
@@ -36,7 +37,8 @@ def _merchant_slugs(count: int) -> list[tuple[str, str]]:
     return slugs[:count]
 
 
-def seed_demo(db: Session, *, merchants: int = 3, seed: int = 1, if_empty: bool = False) -> dict[str, Any]:
+def seed_demo(db: Session, *, merchants: int = 3, products: int = 40, seed: int = 1,
+              if_empty: bool = False) -> dict[str, Any]:
     """Create what is missing of the demo; run twice, it creates nothing the second time."""
     rng = random.Random(seed)
     existing = db.scalar(select(func.count(Merchant.id))) or 0
@@ -52,11 +54,17 @@ def seed_demo(db: Session, *, merchants: int = 3, seed: int = 1, if_empty: bool 
             if merchant is None:
                 merchant = create_merchant(db, slug=slug, name=name)
                 created = True
+            admin = None
             for prefix, role in (("admin", "merchant_admin"), ("staff", "merchant_staff")):
                 email = f"{prefix}@{slug}.example"
-                if db.scalar(select(User.id).where(User.email == email)) is None:
-                    create_user(db, email=email, password=DEMO_PASSWORD, role=role, merchant=merchant, full_name=_name(rng))
+                user = db.scalar(select(User).where(User.email == email))
+                if user is None:
+                    user = create_user(db, email=email, password=DEMO_PASSWORD, role=role, merchant=merchant,
+                                       full_name=_name(rng))
                     created = True
+                admin = admin or user
+            if products and _seed_catalog(db, merchant, admin, products, seed):
+                created = True
     return {"created": created, "users": demo_logins(db)}
 
 
@@ -69,6 +77,22 @@ def demo_logins(db: Session) -> list[dict[str, Any]]:
         .order_by(User.merchant_id.is_not(None), Merchant.slug, User.role)
     ).all()
     return [{"email": e, "role": r, "merchant": m, "password": DEMO_PASSWORD} for e, r, m in rows]
+
+
+def _seed_catalog(db: Session, merchant: Merchant, admin: User, count: int, seed: int) -> bool:
+    """The merchant's catalog, uploaded through the same pipeline as a real file; once."""
+    from portal.catalog.demo import catalog_csv
+    from portal.catalog.models import Upload
+    from portal.catalog.services import process_upload, receive_upload
+    from portal.tenancy import Principal
+
+    if db.scalar(select(Upload.id).where(Upload.merchant_id == merchant.id).limit(1)) is not None:
+        return False
+    principal = Principal(role="merchant_admin", merchant_id=merchant.id, user_id=admin.id)
+    upload = receive_upload(db, principal, stream=io.BytesIO(catalog_csv(merchant.slug, count, seed)),
+                            filename=f"{merchant.slug}-catalog.csv", source="cli")
+    process_upload(db, upload.id, dry_run=False)
+    return True
 
 
 def _name(rng: random.Random) -> str:

@@ -2,3 +2,4 @@
 from portal.accounts.models import ApiToken, Merchant, User  # noqa: F401
 from portal.audit import AuditEvent  # noqa: F401
 from portal.jobs.models import Job  # noqa: F401
+from portal.catalog.models import ColumnTemplate, Product, ProductEvent, Upload, UploadIssue  # noqa: F401

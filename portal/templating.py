@@ -11,18 +11,21 @@ from flask_login import current_user
 from portal.auth import ROLE_LABELS
 from portal.jobs.services import job_label
 
+CATALOG_NAV = [("catalog.products", _l("Products")), ("catalog.uploads", _l("Uploads"))]
 NAVIGATION: dict[str, list[tuple[str, Any]]] = {
     "merchant_admin": [
         ("home.index", _l("Home")),
+        *CATALOG_NAV,
         ("accounts.users", _l("Users")),
         ("accounts.tokens", _l("API tokens")),
         ("accounts.audit_log", _l("Audit log")),
     ],
-    "merchant_staff": [("home.index", _l("Home"))],
-    "category_manager": [("home.index", _l("Home")), ("admin.merchants", _l("Merchants"))],
+    "merchant_staff": [("home.index", _l("Home")), *CATALOG_NAV],
+    "category_manager": [("home.index", _l("Home")), ("admin.merchants", _l("Merchants")), *CATALOG_NAV],
     "operator_admin": [
         ("home.index", _l("Home")),
         ("admin.merchants", _l("Merchants")),
+        *CATALOG_NAV,
         ("accounts.users", _l("Users")),
         ("accounts.tokens", _l("API tokens")),
         ("accounts.audit_log", _l("Audit log")),
@@ -35,6 +38,17 @@ JOB_STATUS_LABELS = {
     "succeeded": _l("Done."),
     "failed": _l("Failed:"),
 }
+
+
+UPLOAD_STATUS_LABELS = {
+    "uploaded": _l("uploaded"),
+    "queued": _l("queued"),
+    "running": _l("processing"),
+    "previewed": _l("previewed"),
+    "applied": _l("applied"),
+    "failed": _l("failed"),
+}
+EVENT_SOURCE_LABELS = {"upload": _l("catalog upload"), "api": _l("API"), "web": _l("cabinet")}
 
 
 def nav_items() -> list[tuple[str, Any]]:
@@ -55,5 +69,7 @@ def init_app(app: Flask) -> None:
         role_label=role_label,
         job_status_label=job_status_label,
         job_kind_label=job_label,
+        upload_status_label=lambda status: UPLOAD_STATUS_LABELS.get(status, status),
+        event_source_label=lambda source: EVENT_SOURCE_LABELS.get(source, source),
         current_locale=lambda: str(get_locale() or "en"),
     )

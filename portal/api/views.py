@@ -9,6 +9,7 @@ from portal.api.schemas import JobSchema, MeSchema
 from portal.db import session as db
 from portal.extensions import ErrorSchema
 from portal.jobs.models import Job
+from portal.jobs.services import get_runner
 from portal.tenancy import current_principal, get_or_404
 
 blp = api_blueprint("api_core", __name__, description="Token identity and background jobs")
@@ -34,4 +35,4 @@ class JobStatus(MethodView):
     @blp.alt_response(404, schema=ErrorSchema, description="No such job, or another merchant's")
     def get(self, job_id: str):
         """Status, progress, result or error of a background job of the token's merchant."""
-        return get_or_404(Job, job_id).as_dict()
+        return get_runner().progress_of(get_or_404(Job, job_id))

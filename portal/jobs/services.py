@@ -60,21 +60,27 @@ class JobContext:
     session: Session
     merchant_id: int | None
     user_id: int | None
+    live: dict[str, tuple[int, int | None]] | None = field(default=None, repr=False)
     _last_progress: float = field(default=0.0, repr=False)
+    _total: int | None = field(default=None, repr=False)
 
     def progress(self, done: int, total: int | None = None, *, force: bool = False) -> None:
-        """Record progress in its own short transaction, so pages see it while the job runs.
+        """Report progress so that pages see it while the job runs.
 
-        Throttled to a few writes a second; jobs that hold a long write transaction on SQLite
-        should commit in batches, or these writes wait for the lock.
+        In the web process the runner keeps it in memory (a job holding a long write transaction
+        on SQLite would block any other writer); on workers it is written in its own short
+        transaction, throttled to a few writes a second.
         """
+        if total is not None:
+            self._total = total
+        if self.live is not None:
+            self.live[self.job_id] = (done, self._total)
+            return
         now = time.monotonic()
         if not force and now - self._last_progress < 0.25:
             return
         self._last_progress = now
-        values: dict[str, Any] = {"progress_done": done}
-        if total is not None:
-            values["progress_total"] = total
+        values: dict[str, Any] = {"progress_done": done, "progress_total": self._total}
         with get_database().sessionmaker() as progress_session:
             progress_session.execute(update(Job).where(Job.id == self.job_id).values(**values))
             progress_session.commit()
@@ -89,6 +95,8 @@ class JobRunner:
         self._executor: ThreadPoolExecutor | None = None
         self._futures: list[Future[None]] = []
         self._celery: Any = None
+        # Progress of the jobs running in this process's threads: job id -> (done, total).
+        self.live: dict[str, tuple[int, int | None]] = {}
 
     def dispatch(self, job_id: str) -> None:
         if self.broker_url:
@@ -103,7 +111,18 @@ class JobRunner:
 
     def _run_in_app(self, job_id: str) -> None:
         with self.app.app_context():
-            run_job(job_id)
+            run_job(job_id, live=self.live)
+        self.live.pop(job_id, None)
+
+    def progress_of(self, job: Job) -> dict[str, Any]:
+        """The job as a dict, with the live progress of an in-process job while it runs."""
+        data = job.as_dict()
+        live = self.live.get(job.id)
+        if live is not None and not job.finished:
+            done, total = live
+            percent = min(100, round(100 * done / total)) if total else None
+            data["progress"] = {"done": done, "total": total, "percent": percent}
+        return data
 
     @property
     def celery(self) -> Any:
@@ -153,7 +172,7 @@ def enqueue(
     return record
 
 
-def run_job(job_id: str) -> None:
+def run_job(job_id: str, live: dict[str, tuple[int, int | None]] | None = None) -> None:
     """Run one queued job to its end; a crash is recorded as ``failed`` with its error."""
     db = get_session()
     record = db.get(Job, job_id)
@@ -176,6 +195,7 @@ def run_job(job_id: str) -> None:
         session=db,
         merchant_id=record.merchant_id,
         user_id=record.created_by_id,
+        live=live,
     )
     try:
         if func is None:
@@ -195,6 +215,8 @@ def run_job(job_id: str) -> None:
     db.refresh(record)
     record.status = "succeeded"
     record.result = result or {}
+    if ctx._total is not None:
+        record.progress_total = ctx._total
     if record.progress_total is not None:
         record.progress_done = record.progress_total
     record.finished_at = utcnow()

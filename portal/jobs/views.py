@@ -5,6 +5,7 @@ from flask import Blueprint, Response, abort, jsonify, render_template, stream_w
 from flask_login import login_required
 
 from portal.jobs.models import Job
+from portal.jobs.services import get_runner
 from portal.storage_access import get_storage
 from portal.tenancy import get_or_404
 
@@ -20,7 +21,7 @@ def show(job_id: str):
 @bp.get("/<job_id>/status")
 @login_required
 def status(job_id: str):
-    return jsonify(get_or_404(Job, job_id).as_dict())
+    return jsonify(get_runner().progress_of(get_or_404(Job, job_id)))
 
 
 @bp.get("/<job_id>/download")

@@ -74,7 +74,7 @@ def test_operator_navigates_merchants_switches_language_and_signs_out(page: Page
     sign_in(page, OPERATOR)
     signed_in_as(page, OPERATOR)
     nav = page.locator("a.nav-link")
-    expect(nav).to_have_text(["Home", "Merchants", "Users", "API tokens", "Audit log"])
+    expect(nav).to_have_text(["Home", "Merchants", "Products", "Uploads", "Users", "API tokens", "Audit log"])
 
     nav.filter(has_text="Merchants").click()
     expect(page).to_have_url(re.compile(r"/admin/merchants"))
@@ -84,11 +84,11 @@ def test_operator_navigates_merchants_switches_language_and_signs_out(page: Page
 
     switch_language(page, "ru")
     expect(page).to_have_url(re.compile(r"/admin/merchants"))
-    expect(nav).to_have_text([ru("Home"), ru("Merchants"), ru("Users"), ru("API tokens"), ru("Audit log")])
+    expect(nav).to_have_text([ru("Home"), ru("Merchants"), ru("Products"), ru("Uploads"), ru("Users"), ru("API tokens"), ru("Audit log")])
     expect(page.locator("h1")).to_have_text(ru("Merchants"))
 
     switch_language(page, "en")
-    expect(nav).to_have_text(["Home", "Merchants", "Users", "API tokens", "Audit log"])
+    expect(nav).to_have_text(["Home", "Merchants", "Products", "Uploads", "Users", "API tokens", "Audit log"])
     expect(page.locator("h1")).to_have_text("Merchants")
 
     page.locator("#logout").click()
@@ -134,7 +134,7 @@ def test_merchant_staff_sees_no_admin_links_and_gets_the_friendly_403_page(page:
     sign_in(page, MERCHANT_STAFF)
     signed_in_as(page, MERCHANT_STAFF)
     nav = page.locator("a.nav-link")
-    expect(nav).to_have_text(["Home"])
+    expect(nav).to_have_text(["Home", "Products", "Uploads"])
     expect(nav.filter(has_text="Users")).to_have_count(0)
     expect(nav.filter(has_text="API tokens")).to_have_count(0)
 

@@ -1,0 +1,105 @@
+"""Catalog import speed: a realistic N-row file imported through the web upload's code path.
+
+    python bench/catalog_import.py --rows 1000000 --format csv
+    PORTAL_BENCH_DATABASE_URL=postgresql+psycopg://postgres@127.0.0.1:5432/bench python bench/catalog_import.py
+
+Prints rows per second, wall time and peak memory (RSS) for the first import and for the re-upload of
+the same file. The database at PORTAL_BENCH_DATABASE_URL is wiped (its public schema is recreated).
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import platform
+import random
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from sqlalchemy import create_engine, text  # noqa: E402
+
+from portal import create_app  # noqa: E402
+from portal.catalog import services  # noqa: E402
+from portal.catalog.demo import product_rows  # noqa: E402
+from portal.db import get_session  # noqa: E402
+from portal.migrate import upgrade  # noqa: E402
+from portal.tenancy import Principal  # noqa: E402
+
+
+def write_csv(path: Path, rows: int) -> None:
+    with path.open("w", encoding="utf-8-sig", newline="") as handle:
+        writer = None
+        for row in product_rows("bench", rows, random.Random(7), wide=True):
+            if writer is None:
+                writer = csv.DictWriter(handle, fieldnames=list(row), delimiter=";")
+                writer.writeheader()
+            writer.writerow(row)
+
+
+def write_xlsx(path: Path, rows: int) -> None:
+    import xlsxwriter
+
+    book = xlsxwriter.Workbook(str(path), {"constant_memory": True, "strings_to_numbers": False})
+    sheet = book.add_worksheet()
+    for r, row in enumerate(product_rows("bench", rows, random.Random(7), wide=True)):
+        if r == 0:
+            sheet.write_row(0, 0, list(row))
+        sheet.write_row(r + 1, 0, list(row.values()))
+    book.close()
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rows", type=int, default=100_000)
+    parser.add_argument("--format", choices=("csv", "xlsx"), default="csv")
+    args = parser.parse_args()
+
+    work = Path(tempfile.mkdtemp(prefix="portal-bench-"))
+    url = os.environ.get("PORTAL_BENCH_DATABASE_URL") or f"sqlite:///{work / 'bench.sqlite3'}"
+    if url.startswith("postgresql"):
+        engine = create_engine(url)
+        with engine.begin() as conn:
+            conn.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
+            conn.execute(text("CREATE SCHEMA public"))
+        engine.dispose()
+    app = create_app({"DATABASE_URL": url, "SECRET_KEY": "bench", "STORAGE_URL": (work / "storage").as_uri(),
+                      "MAX_CONTENT_LENGTH": 4 * 1024 ** 3})
+    with app.app_context():
+        upgrade(app)
+
+    path = work / f"catalog.{args.format}"
+    started = time.perf_counter()
+    (write_csv if args.format == "csv" else write_xlsx)(path, args.rows)
+    size_mb = path.stat().st_size / 1024 ** 2
+    print(f"generated {args.rows:,} rows × 30 columns, {size_mb:,.0f} MB {args.format} in {time.perf_counter() - started:.1f} s")
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+          f"python {platform.python_version()}, database {url.split(':', 1)[0]}")
+
+    with app.app_context():
+        db = get_session()
+        from portal.accounts.services import create_merchant
+
+        merchant = create_merchant(db, slug="bench", name="Bench")
+        principal = Principal(role="merchant_admin", merchant_id=merchant.id)
+        for label in ("first import", "re-upload (unchanged)"):
+            started = time.perf_counter()
+            with path.open("rb") as stream:
+                upload = services.receive_upload(db, principal, stream=stream, filename=path.name)
+            upload = services.process_upload(db, upload.id, dry_run=False)
+            elapsed = time.perf_counter() - started
+            print(f"{label}: {elapsed:.1f} s, {args.rows / elapsed:,.0f} rows/s, status {upload.status}, "
+                  f"created {upload.created:,}, updated {upload.updated:,}, unchanged {upload.unchanged:,}, "
+                  f"rejected {upload.rejected:,}, peak RSS {peak_rss_mb():,.0f} MB")
+
+
+if __name__ == "__main__":
+    main()

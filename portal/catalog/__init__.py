@@ -1,0 +1,1 @@
+"""Block 1: the supplier catalog."""

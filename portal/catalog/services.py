@@ -1,0 +1,484 @@
+"""The catalog: receiving uploads, mapping their columns, and applying them (or previewing) in bulk."""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+import shutil
+import tempfile
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import IO, Any
+
+import pandas as pd
+from flask import current_app
+from flask_babel import force_locale, gettext
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from portal import audit
+from portal.catalog.bulk import CONTENT, deactivate_missing, insert_events, set_last_errors, upsert_products
+from portal.catalog.exceptions import CatalogError, UploadBusy
+from portal.catalog.fields import FIELD_NAMES, check_mapping, suggest_mapping
+from portal.catalog.models import ColumnTemplate, Product, ProductEvent, Upload, UploadIssue
+from portal.catalog.readers import CatalogFile, UnreadableFile, open_catalog
+from portal.catalog.reports import ErrorReport
+from portal.catalog.validation import ROW, message, validate_chunk
+from portal.db import utcnow
+from portal.jobs.models import Job
+from portal.jobs.services import JobContext, enqueue, job
+from portal.storage_access import get_storage
+from portal.tenancy import Principal, scope
+
+log = logging.getLogger(__name__)
+
+CHUNK_ROWS = 50_000
+MAX_STORED_ISSUES = 1000
+DEFAULTS: dict[str, Any] = {"title": "", "brand": "", "gtin": "", "description": "", "category": "", "price": "",
+                            "currency": "RUB", "stock": 0, "images": [], "attributes": {}}
+Progress = Callable[[int, int | None], None]
+
+
+# -- receiving and mapping -----------------------------------------------------------------------
+
+
+def _safe_filename(name: str) -> str:
+    name = Path(name.replace("\\", "/")).name.strip() or "catalog"
+    return re.sub(r"[^\w.\-]+", "_", name)[:120]
+
+
+def receive_upload(db: Session, principal: Principal, *, stream: IO[bytes], filename: str, source: str = "web",
+                   locale: str = "en") -> Upload:
+    """Keep the file in storage and read its columns; an unreadable file is recorded as failed, nothing else."""
+    if principal.merchant_id is None:
+        raise CatalogError(gettext("Only a merchant can upload a catalog."), status=403, code="merchant_only")
+    max_bytes = current_app.config["MAX_CONTENT_LENGTH"]
+    key = f"catalog/{principal.merchant_id}/uploads/{uuid.uuid4().hex}/{_safe_filename(filename)}"
+    with tempfile.TemporaryDirectory(prefix="portal-upload-") as tmp:
+        local = Path(tmp) / _safe_filename(filename)
+        with local.open("wb") as out:
+            shutil.copyfileobj(stream, out, 1024 * 1024)
+        size = local.stat().st_size
+        upload = Upload(
+            merchant_id=principal.merchant_id, uploaded_by_id=principal.user_id, uploaded_by_token_id=principal.token_id,
+            source=source, filename=filename[:255] or "catalog", size_bytes=size, storage_key=key, locale=locale,
+        )
+        try:
+            catalog = open_catalog(local, filename, max_bytes=max_bytes)
+            upload.format = catalog.format
+            upload.columns = list(catalog.columns)
+            upload.samples = _samples(catalog)
+            upload.mapping = suggest_mapping(catalog.columns, _template(db, principal))
+        except UnreadableFile as exc:
+            _fail(upload, exc.code, exc.message)
+        if upload.status != "failed" or size <= max_bytes:
+            with local.open("rb") as handle:
+                get_storage().put(key, handle)
+    db.add(upload)
+    db.flush()
+    audit.record(db, "catalog.upload_received", actor=principal, target=upload,
+                 details={"filename": upload.filename, "bytes": size, "status": upload.status})
+    db.commit()
+    return upload
+
+
+def _samples(catalog: CatalogFile) -> dict[str, list[str]]:
+    first = next(iter(catalog.chunks(10)), None)
+    if first is None:
+        return {}
+    return {c: [v for v in first[c].astype(str).tolist() if v][:3] for c in catalog.columns}
+
+
+def _template(db: Session, principal: Principal) -> dict[str, str]:
+    template = db.scalar(scope(select(ColumnTemplate), ColumnTemplate, principal))
+    return dict(template.mapping) if template else {}
+
+
+def update_mapping(db: Session, upload: Upload, mapping: dict[str, str], *, principal: Principal,
+                   save_template: bool = False, deactivate_missing_products: bool = False) -> Upload:
+    """Set the column mapping; ``save_template`` keeps it for the merchant's next uploads."""
+    _ensure_idle(upload)
+    unknown = set(mapping) - set(upload.columns)
+    if unknown:
+        raise CatalogError(gettext("The file has no column %(name)s.", name=sorted(unknown)[0]))
+    cleaned = {c: (mapping.get(c) or "") for c in upload.columns}
+    if any(f and f not in FIELD_NAMES for f in cleaned.values()):
+        raise CatalogError(message("unknown_field"))
+    problems = check_mapping(cleaned)
+    if problems:
+        raise CatalogError(message(problems[0]), code=problems[0])
+    upload.mapping = cleaned
+    upload.deactivate_missing = deactivate_missing_products
+    if save_template:
+        template = db.scalar(scope(select(ColumnTemplate), ColumnTemplate, principal))
+        if template is None:
+            template = ColumnTemplate(merchant_id=upload.merchant_id)
+            db.add(template)
+        template.mapping = {**(template.mapping or {}), **cleaned}
+        template.updated_at = utcnow()
+    db.commit()
+    return upload
+
+
+def _ensure_idle(upload: Upload) -> None:
+    if upload.status in ("queued", "running"):
+        raise UploadBusy(gettext("This upload is being processed; wait until it ends."))
+    if upload.status == "applied":
+        raise UploadBusy(gettext("This upload has been applied already; upload the file again to repeat it."))
+    if upload.status == "failed" and upload.error_code not in (None, "no_sku_column", "field_mapped_twice", "unknown_field"):
+        raise CatalogError(upload.error or gettext("This upload failed."), code=upload.error_code or "upload_failed")
+
+
+def start_processing(db: Session, upload: Upload, *, dry_run: bool, principal: Principal) -> Job:
+    """Queue the preview (``dry_run``) or the application of an upload as a background job."""
+    _ensure_idle(upload)
+    problems = check_mapping(upload.mapping)
+    if problems:
+        raise CatalogError(message(problems[0]), code=problems[0])
+    upload.status = "queued"
+    upload.dry_run = dry_run
+    db.commit()
+    record = enqueue("catalog.process", {"upload_id": upload.id, "dry_run": dry_run},
+                     merchant_id=upload.merchant_id, user_id=principal.user_id)
+    upload.job_id = record.id
+    db.commit()
+    return record
+
+
+@job("catalog.process", label=_l("Catalog upload"))
+def process_job(ctx: JobContext) -> dict[str, Any]:
+    upload = process_upload(ctx.session, ctx.payload["upload_id"], dry_run=bool(ctx.payload.get("dry_run")),
+                            progress=ctx.progress)
+    return {"upload_id": upload.id, "status": upload.status, **upload.counts}
+
+
+# -- processing ----------------------------------------------------------------------------------
+
+
+@dataclass
+class _Run:
+    upload: Upload
+    principal: Principal
+    dry_run: bool
+    now: Any
+    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(
+        ("rows", "created", "updated", "unchanged", "rejected", "warnings", "deactivated", "zeroed", "existing"), 0))
+    issues: list[dict[str, Any]] = field(default_factory=list)
+    report: ErrorReport | None = None
+
+    def keep_issue(self, issue: dict[str, Any]) -> None:
+        if len(self.issues) < MAX_STORED_ISSUES:
+            self.issues.append(issue)
+
+
+def process_upload(db: Session, upload_id: int, *, dry_run: bool, progress: Progress | None = None) -> Upload:
+    """Preview or apply an upload in one transaction: a file that turns out unreadable changes nothing."""
+    upload = db.get(Upload, upload_id)
+    if upload is None:
+        raise CatalogError(f"upload {upload_id} not found", status=404, code="not_found")
+    principal = Principal(role="merchant_admin", merchant_id=upload.merchant_id,
+                          user_id=upload.uploaded_by_id, token_id=upload.uploaded_by_token_id)
+    upload.status, upload.dry_run = "running", dry_run
+    db.commit()
+    with force_locale(upload.locale), tempfile.TemporaryDirectory(prefix="portal-process-") as tmp:
+        local = Path(tmp) / _safe_filename(upload.filename)
+        with get_storage().open(upload.storage_key) as source, local.open("wb") as out:
+            shutil.copyfileobj(source, out, 1024 * 1024)
+        run = _Run(upload=upload, principal=principal, dry_run=dry_run, now=utcnow())
+        try:
+            catalog = open_catalog(local, upload.filename, max_bytes=current_app.config["MAX_CONTENT_LENGTH"])
+            _process(db, run, catalog, local, progress)
+        except (UnreadableFile, CatalogError) as exc:
+            db.rollback()
+            upload = db.get(Upload, upload_id)
+            _fail(upload, exc.code, exc.message)
+            upload.finished_at = utcnow()
+            db.commit()
+            return upload
+        finally:
+            if run.report is not None:
+                run.report.cleanup()
+    return upload
+
+
+def _count_lines(path: Path) -> int:
+    lines = 0
+    with path.open("rb") as handle:
+        while block := handle.read(4 * 1024 * 1024):
+            lines += block.count(b"\n")
+    return lines
+
+
+def _process(db: Session, run: _Run, catalog: CatalogFile, local: Path, progress: Progress | None) -> None:
+    upload = run.upload
+    mapping = {c: f for c, f in upload.mapping.items() if c in catalog.columns}
+    problems = check_mapping(mapping)
+    if problems:
+        raise CatalogError(message(problems[0]), code=problems[0])
+    present = {f for f in mapping.values() if f}
+    attribute_columns = [c for c, f in mapping.items() if not f]
+    total = catalog.rows if catalog.rows is not None else max(1, _count_lines(local) - catalog.header_row + 1)
+    seen: dict[str, int] = {}
+    done = 0
+    if progress:
+        progress(0, total)
+    for chunk in catalog.chunks(CHUNK_ROWS):
+        checked = validate_chunk(chunk, mapping, seen)
+        errors = list(checked.errors)
+        rejected = set(checked.rejected)
+        skus = chunk[_sku_column(mapping)].astype(str).str.strip()
+        existing = _existing(db, run.principal, skus[skus != ""].unique().tolist())
+        writes, events = [], []
+        last_errors: dict[str, str | None] = {}
+        for index, row in zip(checked.clean.index, checked.clean.to_dict("records")):
+            outcome = _merge(row, existing.get(row["sku"]), present, attribute_columns, mapping)
+            if outcome.errors:
+                errors.extend(outcome.errors)
+                rejected.add(index)
+                continue
+            for warning in outcome.warnings:
+                run.counts["warnings"] += 1
+                run.keep_issue({"severity": "warning", **warning})
+            run.counts[outcome.kind] += 1
+            if outcome.old is not None:
+                run.counts["existing"] += 1
+                if outcome.old["stock"] > 0 and outcome.final["stock"] == 0:
+                    run.counts["zeroed"] += 1
+            if outcome.kind in ("created", "updated") or outcome.refresh:
+                writes.append({"sku": row["sku"], **outcome.final, "content_hash": outcome.hash})
+            elif outcome.old is not None and outcome.old["last_error"]:
+                last_errors[row["sku"]] = None
+            if outcome.kind == "updated":
+                events.append({"product_id": outcome.old["id"], "merchant_id": upload.merchant_id, "at": run.now,
+                               "source": "upload", "upload_id": upload.id, "actor_user_id": upload.uploaded_by_id,
+                               "actor_token_id": upload.uploaded_by_token_id, "changes": outcome.changes})
+        run.counts["rows"] += len(chunk)
+        run.counts["rejected"] += len(rejected)
+        for issue in errors:
+            run.keep_issue({"severity": "error", **issue})
+        if rejected:
+            messages = _report_rejected(run, catalog, chunk, sorted(rejected), errors)
+            for sku, text in zip(skus.loc[sorted(rejected)].tolist(), messages):
+                if sku in existing:
+                    last_errors[sku] = text
+        if not run.dry_run:
+            upsert_products(db, upload.merchant_id, upload.id, writes, run.now)
+            insert_events(db, events)
+            set_last_errors(db, upload.merchant_id, last_errors)
+        done += len(chunk)
+        if progress:
+            progress(min(done, total), max(total, done))
+    _finish(db, run, seen)
+
+
+@dataclass
+class _Outcome:
+    kind: str = "unchanged"
+    final: dict[str, Any] = field(default_factory=dict)
+    hash: str = ""
+    old: dict[str, Any] | None = None
+    changes: dict[str, Any] = field(default_factory=dict)
+    refresh: bool = False
+    errors: list[dict[str, Any]] = field(default_factory=list)
+    warnings: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _content_hash(final: dict[str, Any]) -> str:
+    payload = json.dumps([final[c] for c in CONTENT], ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+    return hashlib.blake2b(payload.encode(), digest_size=16).hexdigest()
+
+
+def _merge(row: dict[str, Any], old: dict[str, Any] | None, present: set[str], attribute_columns: list[str],
+           mapping: dict[str, str]) -> _Outcome:
+    """The product after this row: columns in the file replace values, columns not in it keep them."""
+    outcome = _Outcome(old=old)
+    base = old or DEFAULTS
+    final: dict[str, Any] = {}
+    for name in CONTENT:
+        if name == "attributes":
+            kept = {k: v for k, v in (base["attributes"] or {}).items() if k not in attribute_columns}
+            final[name] = {**kept, **(row.get("attributes") or {})}
+        elif name in present and not (name == "currency" and row[name] == ""):
+            final[name] = row[name]
+        else:
+            final[name] = base[name]
+    final["stock"] = int(final["stock"])
+    column_of = {f: c for c, f in mapping.items() if f}
+    for name, code in (("title", "title_required"), ("price", "price_required")):
+        if final[name] == "":
+            outcome.errors.append({"row": int(row[ROW]), "column": column_of.get(name), "code": code, "params": {}})
+    if outcome.errors:
+        return outcome
+    outcome.final = final
+    outcome.hash = _content_hash(final)
+    if old is None:
+        outcome.kind = "created"
+        return outcome
+    if old["content_hash"] == outcome.hash and old["status"] == "active":
+        return outcome
+    changes = {name: [old[name], final[name]] for name in CONTENT if old[name] != final[name]}
+    if old["status"] != "active":
+        changes["status"] = [old["status"], "active"]
+    if changes:
+        outcome.kind, outcome.changes = "updated", changes
+        if "price" in changes and old["price"]:
+            before, after = Decimal(old["price"]), Decimal(final["price"])
+            if before > 0 and abs(after - before) / before > Decimal("0.5"):
+                outcome.warnings.append({"row": int(row[ROW]), "column": column_of.get("price"), "code": "price_jump",
+                                         "params": {"old": old["price"], "new": final["price"]}})
+    else:
+        outcome.refresh = True  # same content, hash written another way: store the current hash
+    return outcome
+
+
+def _sku_column(mapping: dict[str, str]) -> str:
+    return next(c for c, f in mapping.items() if f == "sku")
+
+
+def _existing(db: Session, principal: Principal, skus: list[str]) -> dict[str, dict[str, Any]]:
+    """The merchant's current products for these SKUs, with values in the form rows are compared in."""
+    found: dict[str, dict[str, Any]] = {}
+    columns = [Product.id, Product.sku, Product.status, Product.content_hash, Product.last_error]
+    columns += [getattr(Product, c) for c in CONTENT]
+    for start in range(0, len(skus), 10_000):
+        batch = skus[start:start + 10_000]
+        stmt = scope(select(*columns).where(Product.sku.in_(batch)), Product, principal)
+        for record in db.execute(stmt).mappings():
+            item = dict(record)
+            item["price"] = _price_text(item["price"])
+            item["images"] = list(item["images"] or [])
+            item["attributes"] = dict(item["attributes"] or {})
+            found[item["sku"]] = item
+    return found
+
+
+def _price_text(value: Any) -> str:
+    try:
+        return f"{Decimal(value):.2f}"
+    except (InvalidOperation, TypeError):
+        return ""
+
+
+def _report_rejected(run: _Run, catalog: CatalogFile, chunk: pd.DataFrame, rejected: list[Any],
+                     errors: list[dict[str, Any]]) -> list[str]:
+    if run.report is None:
+        run.report = ErrorReport(catalog.format, list(catalog.columns), gettext("Error"),
+                                 encoding=catalog.encoding, delimiter=catalog.delimiter)
+    by_row: dict[int, list[str]] = {}
+    for issue in errors:
+        text = message(issue["code"], issue["params"])
+        by_row.setdefault(issue["row"], []).append(f"{issue['column']}: {text}" if issue["column"] else text)
+    raw = chunk.loc[rejected]
+    messages = ["; ".join(by_row.get(int(r), [])) for r in raw[ROW].tolist()]
+    run.report.add(raw, messages)
+    return messages
+
+
+def _finish(db: Session, run: _Run, seen: dict[str, int]) -> None:
+    upload = run.upload
+    counts = run.counts
+    if counts["zeroed"] >= 10 and counts["zeroed"] * 5 >= counts["existing"]:
+        counts["warnings"] += 1
+        run.issues.insert(0, {"severity": "warning", "row": None, "column": None, "code": "stock_zeroed",
+                              "params": {"count": counts["zeroed"]}})
+    if upload.deactivate_missing:
+        missing = deactivate_missing(db, run.principal, seen.keys(), run.now, apply=not run.dry_run)
+        counts["deactivated"] = len(missing)
+        if not run.dry_run:
+            insert_events(db, [{"product_id": pid, "merchant_id": upload.merchant_id, "at": run.now, "source": "upload",
+                                "upload_id": upload.id, "actor_user_id": upload.uploaded_by_id,
+                                "actor_token_id": upload.uploaded_by_token_id,
+                                "changes": {"status": ["active", "inactive"]}} for pid in missing])
+    db.execute(UploadIssue.__table__.delete().where(UploadIssue.upload_id == upload.id))
+    if run.issues:
+        db.execute(UploadIssue.__table__.insert(), [{"upload_id": upload.id, **i} for i in run.issues])
+    for name in ("rows", "created", "updated", "unchanged", "rejected", "warnings", "deactivated"):
+        setattr(upload, name, counts[name])
+    upload.error_report_key = None
+    if run.report is not None and run.report.rows:
+        path = run.report.close()
+        key = upload.storage_key.rsplit("/", 1)[0] + f"/errors.{run.report.format}"
+        with path.open("rb") as handle:
+            get_storage().put(key, handle, content_type=run.report.content_type)
+        upload.error_report_key = key
+    upload.status = "previewed" if run.dry_run else "applied"
+    upload.error, upload.error_code = None, None
+    upload.finished_at = utcnow()
+    if not run.dry_run:
+        audit.record(db, "catalog.upload_applied", actor=run.principal, target=upload, details=upload.counts)
+    db.commit()
+
+
+def _fail(upload: Upload, code: str, text: str) -> None:
+    upload.status = "failed"
+    upload.error_code = code
+    upload.error = text
+
+
+# -- reading results -----------------------------------------------------------------------------
+
+
+def upload_result(db: Session, upload: Upload, *, limit: int = 100) -> dict[str, Any]:
+    """The upload as the API and ``portal catalog import --json`` report it."""
+    if upload.status == "failed":
+        errors = [{"row": None, "column": None, "code": upload.error_code, "message": upload.error}]
+    else:
+        issues = db.scalars(select(UploadIssue).where(UploadIssue.upload_id == upload.id, UploadIssue.severity == "error")
+                            .order_by(UploadIssue.row, UploadIssue.id).limit(limit))
+        errors = [{"row": i.row, "column": i.column, "code": i.code, "message": message(i.code, i.params)} for i in issues]
+    return {"upload_id": upload.id, "status": upload.status, "dry_run": upload.dry_run, **upload.counts,
+            "deactivated": upload.deactivated, "errors": errors}
+
+
+def record_product_event(db: Session, product: Product, changes: dict[str, Any], *, principal: Principal, source: str) -> None:
+    db.add(ProductEvent(product_id=product.id, merchant_id=product.merchant_id, source=source, changes=changes,
+                        actor_user_id=principal.user_id, actor_token_id=principal.token_id))
+
+
+def update_offer(db: Session, product: Product, *, principal: Principal, price: Decimal | None = None,
+                 stock: int | None = None, source: str = "api") -> Product:
+    """Quick offer update: price and stock on hand only, without a catalog upload; reservations stay."""
+    changes: dict[str, Any] = {}
+    if price is not None:
+        if not price.is_finite() or price <= 0 or price != price.quantize(Decimal("0.01")):
+            raise CatalogError(gettext("The price must be more than zero with at most 2 decimals."), code="price_invalid")
+        if price > Decimal("999999999999.99"):
+            raise CatalogError(gettext("The price is too large."), code="price_invalid")
+        if _price_text(product.price) != f"{price:.2f}":
+            changes["price"] = [_price_text(product.price), f"{price:.2f}"]
+            product.price = price
+    if stock is not None:
+        if stock < 0 or stock > 2_000_000_000:
+            raise CatalogError(gettext("The stock must be a whole number, 0 or more."), code="stock_invalid")
+        if stock != product.stock:
+            changes["stock"] = [product.stock, stock]
+            product.stock = stock
+    if changes:
+        product.content_hash = _content_hash({
+            **{c: getattr(product, c) for c in CONTENT}, "price": _price_text(product.price),
+            "images": list(product.images or []), "attributes": dict(product.attributes or {}),
+        })
+        product.updated_at = utcnow()
+        record_product_event(db, product, changes, principal=principal, source=source)
+    db.commit()
+    return product
+
+
+def product_by_sku(db: Session, sku: str) -> Product | None:
+    return db.scalar(scope(select(Product).where(Product.sku == sku), Product, None))
+
+
+def product_dict(product: Product) -> dict[str, Any]:
+    return {
+        "id": product.id, "sku": product.sku, "title": product.title, "price": _price_text(product.price),
+        "currency": product.currency, "stock": product.stock, "reserved": product.reserved,
+        "available": product.available, "status": product.status, "brand": product.brand, "gtin": product.gtin,
+        "category": product.category, "description": product.description, "images": list(product.images or []),
+        "attributes": dict(product.attributes or {}), "last_error": product.last_error,
+        "updated_at": product.updated_at.isoformat(),
+    }

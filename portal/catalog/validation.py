@@ -1,0 +1,254 @@
+"""Reading values as merchants write them, and the row-level rules, vectorised over a chunk of rows."""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from babel.numbers import list_currencies
+from flask_babel import lazy_gettext as _l
+
+ROW = "__row__"
+MAX_LENGTH = {"sku": 128, "title": 500, "brand": 200, "category": 500, "description": 20000}
+CURRENCIES = frozenset(list_currencies())
+CURRENCY_ALIASES = {"РУБ": "RUB", "РУБ.": "RUB", "Р": "RUB", "Р.": "RUB", "₽": "RUB", "RUR": "RUB", "$": "USD", "€": "EUR"}
+URL_RE = re.compile(r"^https?://[^\s/$.?#][^\s]*$", re.IGNORECASE)
+IMAGE_SPLIT_RE = re.compile(r"[,;\s]+")
+_CURRENCY_MARKS = r"(?i)(₽|руб\.?|р\.|\brub\b|\brur\b|\$|€|\busd\b|\beur\b)"
+
+# Stable codes -> message templates; rendered in the reader's language when shown.
+MESSAGES: dict[str, Any] = {
+    "sku_required": _l("The SKU is empty."),
+    "sku_duplicate": _l("The SKU %(sku)s appears again; its first row is %(first_row)s."),
+    "too_long": _l("The value is longer than %(max)s characters."),
+    "title_required": _l("The title is empty; a new product needs one."),
+    "price_required": _l("The price is empty; a new product needs one."),
+    "price_invalid": _l("%(value)s is not a price: write it like 1299.00 or 1 299,00."),
+    "price_ambiguous": _l("%(value)s is ambiguous (one thousand or one point?): write 1299 or 1,30."),
+    "price_not_positive": _l("The price must be more than zero, got %(value)s."),
+    "stock_invalid": _l("%(value)s is not a stock quantity: write a whole number, 0 or more."),
+    "gtin_invalid": _l("%(value)s is not a barcode: a GTIN has 8, 12, 13 or 14 digits."),
+    "gtin_check_digit": _l("The barcode %(value)s has a wrong check digit (expected %(expected)s)."),
+    "gtin_mangled": _l("The barcode %(value)s was turned into a number by a spreadsheet and lost digits; enter it as text."),
+    "image_url_invalid": _l("%(value)s is not an image link: it must start with http:// or https://."),
+    "currency_invalid": _l("%(value)s is not a currency code (ISO 4217, like RUB or USD)."),
+    "price_jump": _l("The price moves from %(old)s to %(new)s, more than by half: a typo?"),
+    "stock_zeroed": _l("This file sets the stock of %(count)s products to zero."),
+    "no_sku_column": _l("No column is mapped to the SKU: map one (Артикул, SKU, vendorCode…) and try again."),
+    "field_mapped_twice": _l("Two columns are mapped to the same field."),
+    "unknown_field": _l("The mapping names a field the portal does not know."),
+}
+
+
+def message(code: str, params: dict[str, Any] | None = None) -> str:
+    template = MESSAGES.get(code)
+    if template is None:
+        return code
+    return str(template) % (params or {}) if params else str(template)
+
+
+@dataclass
+class ChunkResult:
+    """The chunk's valid rows as clean values, and the errors of the rows it rejects."""
+
+    clean: pd.DataFrame  # index of the chunk; ROW, sku, the mapped fields, "attributes"
+    rejected: pd.Index
+    errors: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _col(frame: pd.DataFrame, column: str | None) -> pd.Series:
+    if column is None:
+        return pd.Series("", index=frame.index, dtype=object)
+    return frame[column].astype(str).str.strip()
+
+
+class _Errors:
+    def __init__(self, rows: pd.Series) -> None:
+        self.rows = rows
+        self.items: list[dict[str, Any]] = []
+        self.bad = pd.Series(False, index=rows.index)
+
+    def add(self, mask: pd.Series, column: str, code: str, values: pd.Series | None = None, **extra: Any) -> None:
+        mask = mask.fillna(False).astype(bool)
+        if not mask.any():
+            return
+        self.bad |= mask
+        picked_rows = self.rows[mask]
+        picked_values = values[mask] if values is not None else None
+        for position, row in enumerate(picked_rows.tolist()):
+            params = {k: _plain(v[mask].iloc[position] if isinstance(v, pd.Series) else v) for k, v in extra.items()}
+            if picked_values is not None:
+                params["value"] = _plain(picked_values.iloc[position])
+            self.items.append({"row": int(row), "column": column, "code": code, "params": params})
+
+
+def _plain(value: Any) -> Any:
+    """numpy scalars become Python ones, so issues serialise to JSON."""
+    return value.item() if hasattr(value, "item") else value
+
+
+def parse_prices(raw: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """Normalised "1299.00" strings, and an error code per value ("" when fine, NaN-free)."""
+    text = raw.str.replace(r"[\s\u00a0\u202f']", "", regex=True).str.replace(_CURRENCY_MARKS, "", regex=True)
+    commas = text.str.count(",")
+    dots = text.str.count(r"\.")
+    last_comma = text.str.rfind(",") > text.str.rfind(".")
+    both = (commas > 0) & (dots > 0)
+    out = text.copy()
+    # Both separators: the last one is the decimal point, the other groups thousands.
+    out = out.mask(both & last_comma, text.str.replace(".", "", regex=False).str.replace(",", ".", regex=False))
+    out = out.mask(both & ~last_comma, text.str.replace(",", "", regex=False))
+    only_comma = (commas > 0) & (dots == 0)
+    ambiguous = only_comma & (commas == 1) & text.str.fullmatch(r"\d{1,3},\d{3}")
+    out = out.mask(only_comma & (commas == 1), text.str.replace(",", ".", regex=False))
+    out = out.mask(only_comma & (commas > 1), text.str.replace(",", "", regex=False))
+    only_dots = (dots > 1) & (commas == 0)
+    out = out.mask(only_dots, text.str.replace(".", "", regex=False))
+    valid = out.str.fullmatch(r"\d+(\.\d{1,2})?")
+    parts = out.str.partition(".")
+    whole = parts[0].str.lstrip("0").replace("", "0")
+    frac = parts[2].str.ljust(2, "0")
+    normalised = (whole + "." + frac).where(valid, "")
+    code = pd.Series("", index=raw.index, dtype=object)
+    code = code.mask(~valid, "price_invalid")
+    code = code.mask(ambiguous, "price_ambiguous")
+    code = code.mask(valid & (normalised.str.fullmatch(r"0\.00")), "price_not_positive")
+    return normalised, code
+
+
+def gs1_check_digit_ok(digits: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """Whether each 8/12/13/14-digit string has a valid GS1 check digit, and the expected digit."""
+    padded = digits.str.zfill(14)
+    array = np.frombuffer("".join(padded.tolist()).encode("ascii"), dtype=np.uint8).reshape(-1, 14) - 48
+    weights = np.array([3, 1] * 6 + [3], dtype=np.int64)
+    expected = (10 - (array[:, :13] @ weights) % 10) % 10
+    ok = expected == array[:, 13]
+    return pd.Series(ok, index=digits.index), pd.Series(expected.astype(str), index=digits.index)
+
+
+def parse_gtins(raw: pd.Series) -> tuple[pd.Series, pd.Series, pd.Series]:
+    """Digits, an error code per value, and the expected check digit where it was wrong."""
+    text = raw.str.replace(r"\s", "", regex=True)
+    digits = text.where(text.str.fullmatch(r"\d+"), "")
+    # 4601234567893.0: a number cell written back with a decimal part.
+    float_like = text.str.extract(r"^(\d+)\.0+$")[0]
+    digits = digits.mask(float_like.notna(), float_like)
+    # 4.601234567893E+12: exact only when the mantissa holds every digit.
+    sci = text.str.extract(r"^(\d)[.,](\d+)[eE]\+?(\d+)$")
+    is_sci = sci[0].notna()
+    code = pd.Series("", index=raw.index, dtype=object)
+    if is_sci.any():
+        frac_len = sci[1].str.len()
+        exponent = pd.to_numeric(sci[2], errors="coerce")
+        exact = is_sci & (frac_len == exponent)
+        digits = digits.mask(exact, sci[0] + sci[1])
+        code = code.mask(is_sci & ~exact, "gtin_mangled")
+    present = text != ""
+    shape_ok = digits.str.len().isin([8, 12, 13, 14])
+    code = code.mask(present & (code == "") & ~shape_ok, "gtin_invalid")
+    expected = pd.Series("", index=raw.index, dtype=object)
+    check = present & (code == "") & shape_ok
+    if check.any():
+        ok, exp = gs1_check_digit_ok(digits[check])
+        code.loc[ok[~ok].index] = "gtin_check_digit"
+        expected.loc[exp.index] = exp
+    return digits.where(present & (code == ""), ""), code, expected
+
+
+def parse_stock(raw: pd.Series) -> tuple[pd.Series, pd.Series]:
+    text = raw.str.replace(r"[\s\u00a0]", "", regex=True)
+    match = text.str.extract(r"^(\d+)(?:[.,]0+)?$")[0]
+    ok = match.notna() | (text == "")
+    values = pd.to_numeric(match.fillna("0"), errors="coerce").fillna(0).astype("int64")
+    too_big = values > 2_000_000_000
+    code = pd.Series("", index=raw.index, dtype=object).mask(~ok | too_big, "stock_invalid")
+    return values, code
+
+
+def split_images(raw: pd.Series) -> tuple[list[list[str]], list[str | None]]:
+    """Lists of image URLs, and the first bad URL of each row (None when all are fine)."""
+    lists: list[list[str]] = []
+    bad: list[str | None] = []
+    for text in raw.tolist():
+        urls = [u for u in IMAGE_SPLIT_RE.split(text) if u] if text else []
+        lists.append(urls)
+        bad.append(next((u for u in urls if not URL_RE.match(u)), None))
+    return lists, bad
+
+
+def validate_chunk(
+    frame: pd.DataFrame,
+    mapping: dict[str, str],
+    seen_skus: dict[str, int],
+) -> ChunkResult:
+    """Check one chunk; ``seen_skus`` (sku -> first row) carries uniqueness across chunks."""
+    by_field = {f: c for c, f in mapping.items() if f}
+    attribute_columns = [c for c, f in mapping.items() if not f and c in frame.columns]
+    rows = frame[ROW]
+    errors = _Errors(rows)
+    clean = pd.DataFrame({ROW: rows}, index=frame.index)
+
+    sku = _col(frame, by_field["sku"])
+    errors.add(sku == "", by_field["sku"], "sku_required")
+    dup_in_chunk = sku.duplicated(keep="first") & (sku != "")
+    dup_earlier = sku.isin(seen_skus.keys()) & (sku != "")
+    if dup_in_chunk.any() or dup_earlier.any():
+        first_in_chunk = rows.groupby(sku).transform("first")
+        first_row = first_in_chunk.mask(dup_earlier, sku.map(seen_skus))
+        errors.add(dup_in_chunk | dup_earlier, by_field["sku"], "sku_duplicate", sku=sku, first_row=first_row.astype("int64"))
+    fresh = (sku != "") & ~dup_in_chunk & ~dup_earlier
+    seen_skus.update(zip(sku[fresh].tolist(), rows[fresh].tolist()))
+    clean["sku"] = sku
+
+    for name in ("title", "brand", "category", "description"):
+        if name in by_field:
+            value = _col(frame, by_field[name])
+            if name == "title":
+                value = value.str.replace(r"\s+", " ", regex=True)
+            clean[name] = value
+    for name, limit in MAX_LENGTH.items():
+        if name in clean:
+            errors.add(clean[name].str.len() > limit, by_field[name], "too_long", max=limit)
+
+    if "price" in by_field:
+        raw = _col(frame, by_field["price"])
+        price, code = parse_prices(raw)
+        present = raw != ""
+        for c in ("price_invalid", "price_ambiguous", "price_not_positive"):
+            errors.add(present & (code == c), by_field["price"], c, raw)
+        clean["price"] = price.where(present, "")
+    if "currency" in by_field:
+        raw = _col(frame, by_field["currency"]).str.upper()
+        currency = raw.replace(CURRENCY_ALIASES)
+        errors.add((currency != "") & ~currency.isin(CURRENCIES), by_field["currency"], "currency_invalid", raw)
+        clean["currency"] = currency
+    if "stock" in by_field:
+        raw = _col(frame, by_field["stock"])
+        stock, code = parse_stock(raw)
+        errors.add(code != "", by_field["stock"], "stock_invalid", raw)
+        clean["stock"] = stock
+    if "gtin" in by_field:
+        raw = _col(frame, by_field["gtin"])
+        gtin, code, expected = parse_gtins(raw)
+        for c in ("gtin_invalid", "gtin_mangled"):
+            errors.add(code == c, by_field["gtin"], c, raw)
+        errors.add(code == "gtin_check_digit", by_field["gtin"], "gtin_check_digit", raw, expected=expected)
+        clean["gtin"] = gtin
+    if "images" in by_field:
+        raw = _col(frame, by_field["images"])
+        lists, bad = split_images(raw)
+        bad_series = pd.Series(bad, index=frame.index, dtype=object)
+        errors.add(bad_series.notna(), by_field["images"], "image_url_invalid", bad_series)
+        clean["images"] = pd.Series(lists, index=frame.index, dtype=object)
+
+    if attribute_columns:
+        names = attribute_columns
+        values = frame[names].astype(str).to_numpy()
+        clean["attributes"] = pd.Series(
+            [{k: v.strip() for k, v in zip(names, row) if v and v.strip()} for row in values],
+            index=frame.index, dtype=object,
+        )
+    rejected = frame.index[errors.bad.to_numpy()]
+    return ChunkResult(clean=clean.loc[~errors.bad], rejected=rejected, errors=errors.items)
