@@ -103,8 +103,6 @@ def upgrade() -> None:
     sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('created_upload_id', sa.Integer(), nullable=True),
     sa.Column('last_upload_id', sa.Integer(), nullable=True),
-    sa.ForeignKeyConstraint(['created_upload_id'], ['catalog_uploads.id'], name=op.f('fk_products_created_upload_id_catalog_uploads')),
-    sa.ForeignKeyConstraint(['last_upload_id'], ['catalog_uploads.id'], name=op.f('fk_products_last_upload_id_catalog_uploads')),
     sa.ForeignKeyConstraint(['merchant_id'], ['merchants.id'], name=op.f('fk_products_merchant_id_merchants')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_products')),
     sa.UniqueConstraint('merchant_id', 'sku', name=op.f('uq_products_merchant_id'))

@@ -1,17 +1,20 @@
-"""The bulk path of catalog writes: COPY and one INSERT … ON CONFLICT on PostgreSQL, executemany elsewhere."""
+"""The bulk path of catalog writes: COPY and one UPDATE … FROM on PostgreSQL, one upsert executemany elsewhere."""
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Iterable, Sequence
 from datetime import datetime
-from decimal import Decimal
 from typing import Any
 
+import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pa_csv
 from sqlalchemy import bindparam, insert, select, text, update
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from portal.catalog.models import Product, ProductEvent
+from portal.db import UTCDateTime
 from portal.tenancy import Principal, scope
 
 CONTENT = ("title", "brand", "gtin", "description", "category", "price", "currency", "stock", "images", "attributes")
@@ -22,57 +25,72 @@ CREATE TEMP TABLE IF NOT EXISTS catalog_staging (
     images json, attributes json, content_hash varchar(32)
 ) ON COMMIT DROP
 """
-_UPSERT_FROM_STAGING = """
-INSERT INTO products (merchant_id, sku, {content}, reserved, status, content_hash,
-                      created_at, updated_at, created_upload_id, last_upload_id)
-SELECT :merchant_id, sku, {content}, 0, 'active', content_hash, :now, :now, :upload_id, :upload_id
-FROM catalog_staging
-ON CONFLICT (merchant_id, sku) DO UPDATE SET {updates}, status = 'active', last_error = NULL,
-    content_hash = EXCLUDED.content_hash, updated_at = EXCLUDED.updated_at, last_upload_id = EXCLUDED.last_upload_id
-"""
 
 
 def _is_postgres(db: Session) -> bool:
     return db.get_bind().dialect.name == "postgresql"
 
 
-def upsert_products(db: Session, merchant_id: int, upload_id: int | None, rows: Sequence[dict[str, Any]], now: datetime) -> None:
-    """Insert new products and overwrite changed ones; ``rows`` hold sku, CONTENT and content_hash."""
-    if not rows:
+def upsert_products(db: Session, merchant_id: int, upload_id: int | None, rows: pd.DataFrame, now: datetime) -> None:
+    """Insert new products and overwrite changed ones; ``rows`` hold sku, CONTENT (images and
+    attributes as JSON text) and content_hash."""
+    if rows.empty:
         return
     if _is_postgres(db):
         _upsert_postgres(db, merchant_id, upload_id, rows, now)
         return
-    table = Product.__table__
-    values = [
-        {**row, "price": Decimal(row["price"]), "merchant_id": merchant_id, "reserved": 0, "status": "active", "created_at": now, "updated_at": now,
-         "created_upload_id": upload_id, "last_upload_id": upload_id}
-        for row in rows
-    ]
-    stmt = sqlite_insert(table)
-    stmt = stmt.on_conflict_do_update(
-        index_elements=["merchant_id", "sku"],
-        set_={**{c: stmt.excluded[c] for c in CONTENT}, "status": "active", "content_hash": stmt.excluded.content_hash,
-              "last_error": None,
-              "updated_at": stmt.excluded.updated_at, "last_upload_id": stmt.excluded.last_upload_id},
-    )
-    db.execute(stmt, values)
-
-
-def _upsert_postgres(db: Session, merchant_id: int, upload_id: int | None, rows: Sequence[dict[str, Any]], now: datetime) -> None:
-    db.execute(text(STAGING_DDL))
-    db.execute(text("TRUNCATE catalog_staging"))
-    columns = ("sku", *CONTENT, "content_hash")
-    cursor = db.connection().connection.driver_connection.cursor()
-    with cursor.copy(f"COPY catalog_staging ({', '.join(columns)}) FROM STDIN") as copy:
-        for row in rows:
-            copy.write_row([
-                json.dumps(row[c], ensure_ascii=False) if c in ("images", "attributes") else row[c] for c in columns
-            ])
     content = ", ".join(CONTENT)
-    updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in CONTENT)
-    db.execute(text(_UPSERT_FROM_STAGING.format(content=content, updates=updates)),
-               {"merchant_id": merchant_id, "upload_id": upload_id, "now": now})
+    updates = ", ".join(f"{c} = excluded.{c}" for c in CONTENT)
+    statement = text(
+        f"INSERT INTO products (merchant_id, sku, {content}, content_hash, reserved, status, created_at, updated_at, "
+        f"created_upload_id, last_upload_id) VALUES (:merchant_id, :sku, {', '.join(':' + c for c in CONTENT)}, "
+        f":content_hash, 0, 'active', :now, :now, :upload_id, :upload_id) "
+        f"ON CONFLICT (merchant_id, sku) DO UPDATE SET {updates}, status = 'active', last_error = NULL, "
+        f"content_hash = excluded.content_hash, updated_at = excluded.updated_at, last_upload_id = excluded.last_upload_id"
+    ).bindparams(bindparam("now", type_=UTCDateTime()))
+    records = rows.drop(columns=["is_new"], errors="ignore").to_dict("records")
+    for record in records:
+        record.update(merchant_id=merchant_id, upload_id=upload_id, now=now, stock=int(record["stock"]))
+    db.execute(statement, records)
+
+
+def _upsert_postgres(db: Session, merchant_id: int, upload_id: int | None, rows: pd.DataFrame, now: datetime) -> None:
+    """New products are copied straight into the table; changed ones go through a staging table and
+    one UPDATE … FROM. The caller holds the merchant's upload lock, so "new" stays new meanwhile."""
+    cursor = db.connection().connection.driver_connection.cursor()
+    new = rows[rows["is_new"]] if "is_new" in rows else rows.iloc[0:0]
+    changed = rows[~rows["is_new"]] if "is_new" in rows else rows
+    if len(new):
+        frame = new[["sku", *CONTENT, "content_hash"]].assign(
+            merchant_id=merchant_id, reserved=0, status="active", created_at=now.isoformat(),
+            updated_at=now.isoformat(), created_upload_id=upload_id, last_upload_id=upload_id)
+        _copy(cursor, "products", frame)
+    if len(changed):
+        db.execute(text(STAGING_DDL))
+        db.execute(text("TRUNCATE catalog_staging"))
+        _copy(cursor, "catalog_staging", changed[["sku", *CONTENT, "content_hash"]])
+        updates = ", ".join(f"{c} = s.{c}" for c in CONTENT)
+        db.execute(text(
+            f"UPDATE products AS p SET {updates}, status = 'active', last_error = NULL, content_hash = s.content_hash, "
+            "updated_at = :now, last_upload_id = :upload_id FROM catalog_staging AS s "
+            "WHERE p.merchant_id = :merchant_id AND p.sku = s.sku"
+        ), {"merchant_id": merchant_id, "upload_id": upload_id, "now": now})
+
+
+def _copy(cursor: Any, table: str, frame: pd.DataFrame) -> None:
+    """COPY a frame in CSV written by Arrow (fast, in C++); every value quoted, so "" is an empty
+    string and never NULL."""
+    buffer = io.BytesIO()
+    pa_csv.write_csv(pa.Table.from_pandas(frame, preserve_index=False), buffer,
+                     pa_csv.WriteOptions(include_header=False, quoting_style="all_valid"))
+    with cursor.copy(f"COPY {table} ({', '.join(frame.columns)}) FROM STDIN (FORMAT csv)") as copy:
+        copy.write(buffer.getbuffer())
+
+
+def lock_merchant_catalog(db: Session, merchant_id: int) -> None:
+    """One catalog application at a time per merchant (PostgreSQL; SQLite has a single writer anyway)."""
+    if _is_postgres(db):
+        db.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": 0x50C0_0000 + merchant_id})
 
 
 def insert_events(db: Session, events: Sequence[dict[str, Any]]) -> None:

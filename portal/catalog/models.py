@@ -39,8 +39,9 @@ class Product(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
-    created_upload_id: Mapped[int | None] = mapped_column(ForeignKey("catalog_uploads.id"))
-    last_upload_id: Mapped[int | None] = mapped_column(ForeignKey("catalog_uploads.id"))
+    # Plain ids, no foreign keys: bulk loads would pay two constraint checks a row for a trail.
+    created_upload_id: Mapped[int | None]
+    last_upload_id: Mapped[int | None]
 
     @property
     def available(self) -> int:

@@ -1,7 +1,6 @@
 """The catalog: receiving uploads, mapping their columns, and applying them (or previewing) in bulk."""
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import re
@@ -9,6 +8,7 @@ import shutil
 import tempfile
 import uuid
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -18,17 +18,25 @@ import pandas as pd
 from flask import current_app
 from flask_babel import force_locale, gettext
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import select
+from sqlalchemy import String, Text, any_, bindparam, cast, select
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
 from portal import audit
-from portal.catalog.bulk import CONTENT, deactivate_missing, insert_events, set_last_errors, upsert_products
+from portal.catalog.bulk import (
+    CONTENT,
+    deactivate_missing,
+    insert_events,
+    lock_merchant_catalog,
+    set_last_errors,
+    upsert_products,
+)
 from portal.catalog.exceptions import CatalogError, UploadBusy
-from portal.catalog.fields import FIELD_NAMES, check_mapping, suggest_mapping
+from portal.catalog.fields import FIELD_NAMES, REQUIRED_FOR_NEW, check_mapping, suggest_mapping
 from portal.catalog.models import ColumnTemplate, Product, ProductEvent, Upload, UploadIssue
 from portal.catalog.readers import CatalogFile, UnreadableFile, open_catalog
 from portal.catalog.reports import ErrorReport
-from portal.catalog.validation import ROW, message, validate_chunk
+from portal.catalog.validation import ROW, message, parse_prices, validate_chunk
 from portal.db import utcnow
 from portal.jobs.models import Job
 from portal.jobs.services import JobContext, enqueue, job
@@ -39,8 +47,8 @@ log = logging.getLogger(__name__)
 
 CHUNK_ROWS = 50_000
 MAX_STORED_ISSUES = 1000
-DEFAULTS: dict[str, Any] = {"title": "", "brand": "", "gtin": "", "description": "", "category": "", "price": "",
-                            "currency": "RUB", "stock": 0, "images": [], "attributes": {}}
+DEFAULT_TEXT: dict[str, str] = {"title": "", "brand": "", "gtin": "", "description": "", "category": "", "price": "",
+                                 "currency": "RUB", "stock": "0", "images": "[]", "attributes": "{}"}
 Progress = Callable[[int, int | None], None]
 
 
@@ -225,135 +233,236 @@ def _process(db: Session, run: _Run, catalog: CatalogFile, local: Path, progress
     total = catalog.rows if catalog.rows is not None else max(1, _count_lines(local) - catalog.header_row + 1)
     seen: dict[str, int] = {}
     done = 0
+    if not run.dry_run:
+        lock_merchant_catalog(db, upload.merchant_id)
     if progress:
         progress(0, total)
-    for chunk in catalog.chunks(CHUNK_ROWS):
-        checked = validate_chunk(chunk, mapping, seen)
-        errors = list(checked.errors)
-        rejected = set(checked.rejected)
-        skus = chunk[_sku_column(mapping)].astype(str).str.strip()
-        existing = _existing(db, run.principal, skus[skus != ""].unique().tolist())
-        writes, events = [], []
-        last_errors: dict[str, str | None] = {}
-        for index, row in zip(checked.clean.index, checked.clean.to_dict("records")):
-            outcome = _merge(row, existing.get(row["sku"]), present, attribute_columns, mapping)
-            if outcome.errors:
-                errors.extend(outcome.errors)
-                rejected.add(index)
-                continue
-            for warning in outcome.warnings:
-                run.counts["warnings"] += 1
-                run.keep_issue({"severity": "warning", **warning})
-            run.counts[outcome.kind] += 1
-            if outcome.old is not None:
-                run.counts["existing"] += 1
-                if outcome.old["stock"] > 0 and outcome.final["stock"] == 0:
-                    run.counts["zeroed"] += 1
-            if outcome.kind in ("created", "updated") or outcome.refresh:
-                writes.append({"sku": row["sku"], **outcome.final, "content_hash": outcome.hash})
-            elif outcome.old is not None and outcome.old["last_error"]:
-                last_errors[row["sku"]] = None
-            if outcome.kind == "updated":
-                events.append({"product_id": outcome.old["id"], "merchant_id": upload.merchant_id, "at": run.now,
-                               "source": "upload", "upload_id": upload.id, "actor_user_id": upload.uploaded_by_id,
-                               "actor_token_id": upload.uploaded_by_token_id, "changes": outcome.changes})
-        run.counts["rows"] += len(chunk)
-        run.counts["rejected"] += len(rejected)
-        for issue in errors:
-            run.keep_issue({"severity": "error", **issue})
-        if rejected:
-            messages = _report_rejected(run, catalog, chunk, sorted(rejected), errors)
-            for sku, text in zip(skus.loc[sorted(rejected)].tolist(), messages):
-                if sku in existing:
-                    last_errors[sku] = text
-        if not run.dry_run:
-            upsert_products(db, upload.merchant_id, upload.id, writes, run.now)
-            insert_events(db, events)
-            set_last_errors(db, upload.merchant_id, last_errors)
-        done += len(chunk)
-        if progress:
-            progress(min(done, total), max(total, done))
+    # While one chunk is written (the database works in its own process), the next is read and checked.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="catalog-writer") as writer:
+        pending: Future[None] | None = None
+        for chunk in catalog.chunks(CHUNK_ROWS):
+            checked = validate_chunk(chunk, mapping, seen)
+            if pending is not None:
+                pending.result()
+            pending = _apply_chunk(db, run, catalog, chunk, checked, mapping, present, attribute_columns, writer)
+            done += len(chunk)
+            if progress:
+                progress(min(done, total), max(total, done))
+        if pending is not None:
+            pending.result()
     _finish(db, run, seen)
 
 
-@dataclass
-class _Outcome:
-    kind: str = "unchanged"
-    final: dict[str, Any] = field(default_factory=dict)
-    hash: str = ""
-    old: dict[str, Any] | None = None
-    changes: dict[str, Any] = field(default_factory=dict)
-    refresh: bool = False
-    errors: list[dict[str, Any]] = field(default_factory=list)
-    warnings: list[dict[str, Any]] = field(default_factory=list)
+def _apply_chunk(db: Session, run: _Run, catalog: CatalogFile, chunk: pd.DataFrame, checked: Any,
+                 mapping: dict[str, str], present: set[str], attribute_columns: list[str],
+                 writer: ThreadPoolExecutor) -> Future[None] | None:
+    """Compare one checked chunk with the catalog, count and report it, and hand its writes to ``writer``."""
+    upload = run.upload
+    sku_column = next(c for c, f in mapping.items() if f == "sku")
+    skus = chunk[sku_column].astype(str).str.strip()
+    existing = _existing(db, run.principal, skus[skus != ""].unique().tolist(), present)
+    merged = _merge(checked.clean, existing, present, attribute_columns,
+                    lambda ids: _old_attributes(db, run.principal, ids))
+    missing = merged["missing"] != ""
+    errors = list(checked.errors) + [
+        {"row": int(r), "column": next(c for c, f in mapping.items() if f == field) if field in present else None,
+         "code": f"{field}_required", "params": {}}
+        for r, fields_ in zip(merged.loc[missing, ROW].tolist(), merged.loc[missing, "missing"].tolist())
+        for field in fields_.split(",")
+    ]
+    rejected = sorted(set(checked.rejected) | set(merged.index[missing]))
+    merged = merged.loc[~missing]
+    _count(run, merged, mapping)
+    events = _events(db, run, merged.loc[merged["kind"] == "updated"])
+    noops = int((merged["kind"] == "updated").sum()) - len(events)
+    run.counts["updated"] += len(events)
+    run.counts["unchanged"] += noops
+    last_errors = {sku: None for sku in merged.loc[(merged["kind"] == "unchanged") & merged["old_last_error"].notna(), "sku"]}
+    run.counts["rows"] += len(chunk)
+    run.counts["rejected"] += len(rejected)
+    for issue in sorted(errors, key=lambda i: i["row"]):
+        run.keep_issue({"severity": "error", **issue})
+    if rejected:
+        messages = _report_rejected(run, catalog, chunk, rejected, errors)
+        for sku, text in zip(skus.loc[rejected].tolist(), messages):
+            if sku in existing.index:
+                last_errors[sku] = text
+    if run.dry_run:
+        return None
+    writing = merged.loc[merged["kind"].isin(["created", "updated"])]
+    writes = writing[["sku", *CONTENT, "content_hash"]].assign(is_new=(writing["kind"] == "created").to_numpy())
+
+    def write() -> None:
+        upsert_products(db, upload.merchant_id, upload.id, writes, run.now)
+        insert_events(db, events)
+        set_last_errors(db, upload.merchant_id, last_errors)
+
+    return writer.submit(write)
 
 
-def _content_hash(final: dict[str, Any]) -> str:
-    payload = json.dumps([final[c] for c in CONTENT], ensure_ascii=False, sort_keys=True, separators=(",", ":"))
-    return hashlib.blake2b(payload.encode(), digest_size=16).hexdigest()
+def content_hash(frame: pd.DataFrame) -> pd.Series:
+    """A fingerprint of each product's content: equal content, equal hash; unchanged rows are not rewritten."""
+    if frame.empty:
+        return pd.Series([], index=frame.index, dtype=str)
+    # Each column hashed natively and the hashes combined: no per-row Python, no joined strings.
+    hashes = pd.util.hash_pandas_object(frame[list(CONTENT)].astype(str), index=False).to_numpy()
+    return pd.Series([f"{h:016x}" for h in hashes.tolist()], index=frame.index, dtype=str)
 
 
-def _merge(row: dict[str, Any], old: dict[str, Any] | None, present: set[str], attribute_columns: list[str],
-           mapping: dict[str, str]) -> _Outcome:
-    """The product after this row: columns in the file replace values, columns not in it keep them."""
-    outcome = _Outcome(old=old)
-    base = old or DEFAULTS
-    final: dict[str, Any] = {}
+def _merge(clean: pd.DataFrame, existing: pd.DataFrame, present: set[str], attribute_columns: list[str],
+           old_attributes: Callable[[list[int]], pd.Series]) -> pd.DataFrame:
+    """Each valid row as the product it makes: columns in the file replace values, absent ones keep them.
+
+    Attributes the file does not name stay with the product; they are fetched only for the rows whose
+    content differs without them, so an unchanged re-upload never reads them.
+    """
+    frame = clean.join(existing, on="sku")
+    is_old = frame["id"].notna()
+    out = pd.DataFrame({ROW: frame[ROW], "sku": frame["sku"]}, index=frame.index)
     for name in CONTENT:
         if name == "attributes":
-            kept = {k: v for k, v in (base["attributes"] or {}).items() if k not in attribute_columns}
-            final[name] = {**kept, **(row.get("attributes") or {})}
-        elif name in present and not (name == "currency" and row[name] == ""):
-            final[name] = row[name]
+            continue
+        old = frame[f"old_{name}"] if f"old_{name}" in frame else pd.Series(DEFAULT_TEXT[name], index=frame.index)
+        old = old.where(is_old, DEFAULT_TEXT[name]).fillna(DEFAULT_TEXT[name]).astype(str)
+        if name in present:
+            value = frame[name].astype(str)
+            out[name] = value.mask(value == "", old) if name == "currency" else value
         else:
-            final[name] = base[name]
-    final["stock"] = int(final["stock"])
-    column_of = {f: c for c, f in mapping.items() if f}
-    for name, code in (("title", "title_required"), ("price", "price_required")):
-        if final[name] == "":
-            outcome.errors.append({"row": int(row[ROW]), "column": column_of.get(name), "code": code, "params": {}})
-    if outcome.errors:
-        return outcome
-    outcome.final = final
-    outcome.hash = _content_hash(final)
-    if old is None:
-        outcome.kind = "created"
-        return outcome
-    if old["content_hash"] == outcome.hash and old["status"] == "active":
-        return outcome
-    changes = {name: [old[name], final[name]] for name in CONTENT if old[name] != final[name]}
-    if old["status"] != "active":
-        changes["status"] = [old["status"], "active"]
-    if changes:
-        outcome.kind, outcome.changes = "updated", changes
-        if "price" in changes and old["price"]:
-            before, after = Decimal(old["price"]), Decimal(final["price"])
-            if before > 0 and abs(after - before) / before > Decimal("0.5"):
-                outcome.warnings.append({"row": int(row[ROW]), "column": column_of.get("price"), "code": "price_jump",
-                                         "params": {"old": old["price"], "new": final["price"]}})
+            out[name] = old
+    out["stock"] = pd.to_numeric(out["stock"]).astype("int64")
+    out["attributes"] = frame["attributes"].astype(str)
+    out["content_hash"] = content_hash(out)
+    differs = is_old & (out["content_hash"] != frame["content_hash"])
+    if differs.any():
+        ids = frame.loc[differs, "id"].astype("int64")
+        old_json = old_attributes(ids.tolist()).reindex(ids.to_numpy())
+        rows = out.loc[differs]
+        merged = _merge_attributes(rows["attributes"], pd.Series(old_json.to_numpy(), index=rows.index), attribute_columns)
+        out.loc[differs, "attributes"] = merged
+        out.loc[differs, "content_hash"] = content_hash(out.loc[differs])
+    missing = pd.Series("", index=frame.index, dtype=str)
+    for name in REQUIRED_FOR_NEW:
+        missing = missing.mask(out[name] == "", (missing + "," + name).str.strip(","))
+    out["missing"] = missing
+    out["product_id"] = frame["id"]
+    out["old_last_error"] = frame["last_error"]
+    out["old_price"] = frame["old_price"]
+    out["old_stock"] = frame["old_stock"]
+    same = out["content_hash"] == frame["content_hash"]
+    active = frame["status"] == "active"
+    kind = pd.Series("updated", index=frame.index, dtype=str)
+    kind = kind.mask(~is_old, "created").mask(is_old & same & active, "unchanged")
+    out["kind"] = kind
+    return out
+
+
+def _merge_attributes(new: pd.Series, old: pd.Series, attribute_columns: list[str]) -> pd.Series:
+    """Attributes in the file replace the same ones; others the product has (filled in elsewhere) stay."""
+    needs = old.notna() & ~old.isin(["{}", ""]) & (old != new)
+    if not needs.any():
+        return new
+    merged = new.copy()
+    columns = set(attribute_columns)
+    for index, old_text, new_text in zip(new.index[needs], old[needs].tolist(), new[needs].tolist()):
+        kept = {k: v for k, v in json.loads(old_text).items() if k not in columns}
+        if kept:
+            merged.loc[index] = json.dumps({**kept, **json.loads(new_text)}, ensure_ascii=False, separators=(",", ":"))
+    return merged
+
+
+def _count(run: _Run, merged: pd.DataFrame, mapping: dict[str, str]) -> None:
+    """Counts, and the warnings a person should look at before applying (price jumps, zeroed stock)."""
+    kinds = merged["kind"].value_counts()
+    for kind in ("created", "unchanged"):
+        run.counts[kind] += int(kinds.get(kind, 0))
+    old = merged["product_id"].notna()
+    run.counts["existing"] += int(old.sum())
+    run.counts["zeroed"] += int((old & (merged["old_stock"].fillna(0) > 0) & (merged["stock"] == 0)).sum())
+    changed = merged.loc[(merged["kind"] == "updated") & (merged["old_price"].fillna("") != merged["price"])
+                         & (merged["old_price"].fillna("") != "")]
+    if len(changed):
+        before = pd.to_numeric(changed["old_price"])
+        after = pd.to_numeric(changed["price"])
+        jumps = changed.loc[((after - before).abs() / before) > 0.5]
+        price_column = next((c for c, f in mapping.items() if f == "price"), None)
+        for row, old_price, new_price in zip(jumps[ROW].tolist(), jumps["old_price"].tolist(), jumps["price"].tolist()):
+            run.counts["warnings"] += 1
+            run.keep_issue({"severity": "warning", "row": int(row), "column": price_column, "code": "price_jump",
+                            "params": {"old": old_price, "new": new_price}})
+
+
+def _events(db: Session, run: _Run, updated: pd.DataFrame) -> list[dict[str, Any]]:
+    """History of the updated products: each changed field with its old and new value.
+
+    A row whose hash differs but whose values do not (a hash written by an older version) makes no
+    event; it is rewritten with the current hash and counted as unchanged.
+    """
+    if updated.empty:
+        return []
+    upload = run.upload
+    olds = _old_content(db, run.principal, updated["product_id"].astype("int64").tolist())
+    events = []
+    for record in updated[["product_id", *CONTENT]].to_dict("records"):
+        product_id = int(record["product_id"])
+        old = olds[product_id]
+        new = {**record, "images": json.loads(record["images"]), "attributes": json.loads(record["attributes"]),
+               "stock": int(record["stock"])}
+        changes = {name: [old[name], new[name]] for name in CONTENT if old[name] != new[name]}
+        if old["status"] != "active":
+            changes["status"] = [old["status"], "active"]
+        if not changes:
+            continue
+        events.append({"product_id": product_id, "merchant_id": upload.merchant_id, "at": run.now, "source": "upload",
+                       "upload_id": upload.id, "actor_user_id": upload.uploaded_by_id,
+                       "actor_token_id": upload.uploaded_by_token_id, "changes": changes})
+    return events
+
+
+def _existing(db: Session, principal: Principal, skus: list[str], present: set[str]) -> pd.DataFrame:
+    """The merchant's current products for these SKUs: what comparing needs, and what the file lacks."""
+    columns: list[Any] = [Product.sku, Product.id, Product.status, Product.content_hash, Product.last_error,
+                          cast(Product.price, String).label("old_price"), Product.stock.label("old_stock")]
+    columns += [cast(getattr(Product, name), Text).label(f"old_{name}") for name in CONTENT
+                if name not in present and name not in ("price", "stock", "attributes")]
+    names = [c.key if hasattr(c, "key") else c.name for c in columns]
+    rows: list[Any] = []
+    if db.get_bind().dialect.name == "postgresql":
+        # One array parameter instead of thousands of bound values.
+        stmt = scope(select(*columns).where(Product.sku == any_(bindparam("skus", skus, type_=ARRAY(String)))),
+                     Product, principal)
+        rows.extend(db.execute(stmt).all())
     else:
-        outcome.refresh = True  # same content, hash written another way: store the current hash
-    return outcome
+        for start in range(0, len(skus), 10_000):
+            stmt = scope(select(*columns).where(Product.sku.in_(skus[start:start + 10_000])), Product, principal)
+            rows.extend(db.execute(stmt).all())
+    frame = pd.DataFrame(dict(zip(names, zip(*rows))) if rows else {n: pd.Series([], dtype=object) for n in names})
+    frame = frame.set_index("sku")
+    if len(frame):
+        if db.get_bind().dialect.name != "postgresql":
+            # SQLite keeps numerics as numbers (1299, 1299.5); PostgreSQL's text is already "1299.00".
+            frame["old_price"] = parse_prices(frame["old_price"].astype(str))[0]
+        frame["old_stock"] = frame["old_stock"].astype("int64")
+    return frame
 
 
-def _sku_column(mapping: dict[str, str]) -> str:
-    return next(c for c, f in mapping.items() if f == "sku")
+def _old_attributes(db: Session, principal: Principal, ids: list[int]) -> pd.Series:
+    """Products' attributes as stored (JSON text), by product id."""
+    found: dict[int, str] = {}
+    for start in range(0, len(ids), 10_000):
+        stmt = scope(select(Product.id, cast(Product.attributes, Text)).where(Product.id.in_(ids[start:start + 10_000])),
+                     Product, principal)
+        found.update({pid: text_ for pid, text_ in db.execute(stmt).all()})
+    return pd.Series(found, dtype=object)
 
 
-def _existing(db: Session, principal: Principal, skus: list[str]) -> dict[str, dict[str, Any]]:
-    """The merchant's current products for these SKUs, with values in the form rows are compared in."""
-    found: dict[str, dict[str, Any]] = {}
-    columns = [Product.id, Product.sku, Product.status, Product.content_hash, Product.last_error]
-    columns += [getattr(Product, c) for c in CONTENT]
-    for start in range(0, len(skus), 10_000):
-        batch = skus[start:start + 10_000]
-        stmt = scope(select(*columns).where(Product.sku.in_(batch)), Product, principal)
-        for record in db.execute(stmt).mappings():
-            item = dict(record)
-            item["price"] = _price_text(item["price"])
-            item["images"] = list(item["images"] or [])
-            item["attributes"] = dict(item["attributes"] or {})
-            found[item["sku"]] = item
+def _old_content(db: Session, principal: Principal, ids: list[int]) -> dict[int, dict[str, Any]]:
+    found: dict[int, dict[str, Any]] = {}
+    for start in range(0, len(ids), 10_000):
+        stmt = scope(select(Product).where(Product.id.in_(ids[start:start + 10_000])), Product, principal)
+        for product in db.scalars(stmt):
+            found[product.id] = {**{name: getattr(product, name) for name in CONTENT}, "status": product.status,
+                                 "price": _price_text(product.price), "images": list(product.images or []),
+                                 "attributes": dict(product.attributes or {})}
     return found
 
 
@@ -459,10 +568,11 @@ def update_offer(db: Session, product: Product, *, principal: Principal, price: 
             changes["stock"] = [product.stock, stock]
             product.stock = stock
     if changes:
-        product.content_hash = _content_hash({
-            **{c: getattr(product, c) for c in CONTENT}, "price": _price_text(product.price),
-            "images": list(product.images or []), "attributes": dict(product.attributes or {}),
-        })
+        compact = {"ensure_ascii": False, "separators": (",", ":")}
+        canonical = {**{c: getattr(product, c) for c in CONTENT}, "price": _price_text(product.price),
+                     "stock": str(product.stock), "images": json.dumps(list(product.images or []), **compact),
+                     "attributes": json.dumps(dict(product.attributes or {}), **compact)}
+        product.content_hash = content_hash(pd.DataFrame([canonical])).iloc[0]
         product.updated_at = utcnow()
         record_product_event(db, product, changes, principal=principal, source=source)
     db.commit()

@@ -1,12 +1,15 @@
 """Reading values as merchants write them, and the row-level rules, vectorised over a chunk of rows."""
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 from babel.numbers import list_currencies
 from flask_babel import lazy_gettext as _l
 
@@ -15,7 +18,6 @@ MAX_LENGTH = {"sku": 128, "title": 500, "brand": 200, "category": 500, "descript
 CURRENCIES = frozenset(list_currencies())
 CURRENCY_ALIASES = {"РУБ": "RUB", "РУБ.": "RUB", "Р": "RUB", "Р.": "RUB", "₽": "RUB", "RUR": "RUB", "$": "USD", "€": "EUR"}
 URL_RE = re.compile(r"^https?://[^\s/$.?#][^\s]*$", re.IGNORECASE)
-IMAGE_SPLIT_RE = re.compile(r"[,;\s]+")
 _CURRENCY_MARKS = r"(?i)(₽|руб\.?|р\.|\brub\b|\brur\b|\$|€|\busd\b|\beur\b)"
 
 # Stable codes -> message templates; rendered in the reader's language when shown.
@@ -167,15 +169,53 @@ def parse_stock(raw: pd.Series) -> tuple[pd.Series, pd.Series]:
     return values, code
 
 
-def split_images(raw: pd.Series) -> tuple[list[list[str]], list[str | None]]:
-    """Lists of image URLs, and the first bad URL of each row (None when all are fine)."""
-    lists: list[list[str]] = []
-    bad: list[str | None] = []
-    for text in raw.tolist():
-        urls = [u for u in IMAGE_SPLIT_RE.split(text) if u] if text else []
-        lists.append(urls)
-        bad.append(next((u for u in urls if not URL_RE.match(u)), None))
-    return lists, bad
+def json_text(values: pd.Series) -> pd.Series:
+    """Values escaped for a JSON string, vectorised; control characters are dropped."""
+    if not values.str.contains(r'["\\\x00-\x1f]', regex=True).any():
+        return values  # the usual case: nothing to escape
+    return (values.str.replace("\\", "\\\\", regex=False).str.replace('"', '\\"', regex=False)
+            .str.replace("\n", "\\n", regex=False).str.replace("\r", "\\r", regex=False)
+            .str.replace("\t", "\\t", regex=False).str.replace(r"[\x00-\x08\x0b\x0c\x0e-\x1f]", "", regex=True))
+
+
+def images_json(raw: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """Image lists as compact JSON arrays, and the first bad URL of each row ("" when all are fine)."""
+    text = raw.str.strip(" ,;\t\r\n")
+    parts = json_text(text).str.split(r"[,;\s]+", regex=True)
+    exploded = parts.explode()
+    bad_url = exploded.where(~exploded.str.match(URL_RE.pattern, case=False) & (exploded != ""))
+    first_bad = bad_url.groupby(level=0).first().reindex(raw.index).fillna("").astype(str)
+    joined = ('["' + parts.str.join('","') + '"]').where(text != "", "[]")
+    return joined.astype(str), first_bad.str.replace('\\"', '"', regex=False)
+
+
+def _arrow(values: pd.Series) -> pa.Array | pa.ChunkedArray:
+    """The Arrow array behind a string Series (no copy for pandas' Arrow-backed strings)."""
+    return pa.array(values.astype(str))
+
+
+def attributes_json(frame: pd.DataFrame, columns: list[str]) -> pd.Series:
+    """The attribute columns of each row as a compact JSON object of its non-empty values.
+
+    Built with Arrow's string kernels: a 50,000-row chunk with 20 attribute columns would otherwise
+    spend most of its validation time here.
+    """
+    if not columns:
+        return pd.Series("{}", index=frame.index, dtype=str)
+    pieces = []
+    for name in columns:
+        value = frame[name].astype(str).str.strip()
+        escaped = _arrow(json_text(value))
+        kind = escaped.type
+        key = pa.scalar(json.dumps(name, ensure_ascii=False) + ':"', kind)
+        piece = pc.binary_join_element_wise(key, escaped, pa.scalar('"', kind), pa.scalar("", kind))
+        pieces.append(pc.if_else(pc.equal(escaped, pa.scalar("", kind)), pa.scalar("", kind), piece))
+    kind = pieces[0].type
+    joined = pc.binary_join_element_wise(*pieces, pa.scalar("\x1f", kind)) if len(pieces) > 1 else pieces[0]
+    joined = pc.utf8_trim(pc.replace_substring_regex(joined, "\x1f+", ","), ",")
+    result = pc.binary_join_element_wise(pa.scalar("{", kind), joined, pa.scalar("}", kind), pa.scalar("", kind))
+    return pd.Series(pd.arrays.ArrowStringArray(pa.chunked_array([result]) if isinstance(result, pa.Array) else result),
+                     index=frame.index).astype(str)
 
 
 def validate_chunk(
@@ -237,18 +277,9 @@ def validate_chunk(
         errors.add(code == "gtin_check_digit", by_field["gtin"], "gtin_check_digit", raw, expected=expected)
         clean["gtin"] = gtin
     if "images" in by_field:
-        raw = _col(frame, by_field["images"])
-        lists, bad = split_images(raw)
-        bad_series = pd.Series(bad, index=frame.index, dtype=object)
-        errors.add(bad_series.notna(), by_field["images"], "image_url_invalid", bad_series)
-        clean["images"] = pd.Series(lists, index=frame.index, dtype=object)
-
-    if attribute_columns:
-        names = attribute_columns
-        values = frame[names].astype(str).to_numpy()
-        clean["attributes"] = pd.Series(
-            [{k: v.strip() for k, v in zip(names, row) if v and v.strip()} for row in values],
-            index=frame.index, dtype=object,
-        )
+        images, bad = images_json(_col(frame, by_field["images"]))
+        errors.add(bad != "", by_field["images"], "image_url_invalid", bad)
+        clean["images"] = images
+    clean["attributes"] = attributes_json(frame, attribute_columns)
     rejected = frame.index[errors.bad.to_numpy()]
     return ChunkResult(clean=clean.loc[~errors.bad], rejected=rejected, errors=errors.items)
