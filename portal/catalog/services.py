@@ -18,9 +18,10 @@ import pandas as pd
 from flask import current_app
 from flask_babel import force_locale, gettext
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import String, Text, any_, bindparam, cast, select
+from sqlalchemy import String, Text, any_, bindparam, cast, select, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
+from werkzeug.local import LocalProxy
 
 from portal import audit
 from portal.catalog.bulk import (
@@ -84,9 +85,11 @@ def receive_upload(db: Session, principal: Principal, *, stream: IO[bytes], file
             upload.mapping = suggest_mapping(catalog.columns, _template(db, principal))
         except UnreadableFile as exc:
             _fail(upload, exc.code, exc.message)
-        if upload.status != "failed" or size <= max_bytes:
+        if size <= max_bytes:
             with local.open("rb") as handle:
                 get_storage().put(key, handle)
+        else:
+            upload.storage_key = ""  # a refused file is not kept
     db.add(upload)
     db.flush()
     audit.record(db, "catalog.upload_received", actor=principal, target=upload,
@@ -148,9 +151,15 @@ def start_processing(db: Session, upload: Upload, *, dry_run: bool, principal: P
     problems = check_mapping(upload.mapping)
     if problems:
         raise CatalogError(message(problems[0]), code=problems[0])
-    upload.status = "queued"
-    upload.dry_run = dry_run
+    # A conditional update: two clicks (or two API calls) at once queue the upload once.
+    claimed = db.execute(
+        update(Upload).where(Upload.id == upload.id, Upload.status.in_(("uploaded", "previewed", "failed")))
+        .values(status="queued", dry_run=dry_run).execution_options(synchronize_session=False)
+    ).rowcount
     db.commit()
+    if not claimed:
+        raise UploadBusy(gettext("This upload is being processed; wait until it ends."))
+    db.refresh(upload)
     record = enqueue("catalog.process", {"upload_id": upload.id, "dry_run": dry_run},
                      merchant_id=upload.merchant_id, user_id=principal.user_id)
     upload.job_id = record.id
@@ -186,9 +195,14 @@ class _Run:
 
 def process_upload(db: Session, upload_id: int, *, dry_run: bool, progress: Progress | None = None) -> Upload:
     """Preview or apply an upload in one transaction: a file that turns out unreadable changes nothing."""
+    # The database thread below needs the session itself, not the request-bound proxy of portal.db.
+    db = db._get_current_object() if isinstance(db, LocalProxy) else db  # type: ignore[attr-defined]
     upload = db.get(Upload, upload_id)
     if upload is None:
         raise CatalogError(f"upload {upload_id} not found", status=404, code="not_found")
+    if upload.status not in ("uploaded", "queued", "previewed"):
+        log.warning("upload %s is %s; not processed again", upload_id, upload.status)
+        return upload
     principal = Principal(role="merchant_admin", merchant_id=upload.merchant_id,
                           user_id=upload.uploaded_by_id, token_id=upload.uploaded_by_token_id)
     upload.status, upload.dry_run = "running", dry_run
@@ -208,6 +222,14 @@ def process_upload(db: Session, upload_id: int, *, dry_run: bool, progress: Prog
             upload.finished_at = utcnow()
             db.commit()
             return upload
+        except Exception:
+            # Nothing of the upload was applied; its record says so, and the job records the error.
+            db.rollback()
+            upload = db.get(Upload, upload_id)
+            _fail(upload, "internal_error", gettext("The upload could not be processed because of an error on our side."))
+            upload.finished_at = utcnow()
+            db.commit()
+            raise
         finally:
             if run.report is not None:
                 run.report.cleanup()
@@ -237,14 +259,20 @@ def _process(db: Session, run: _Run, catalog: CatalogFile, local: Path, progress
         lock_merchant_catalog(db, upload.merchant_id)
     if progress:
         progress(0, total)
-    # While one chunk is written (the database works in its own process), the next is read and checked.
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="catalog-writer") as writer:
+    sku_column = next(c for c, f in mapping.items() if f == "sku")
+    # The database works in its own process: while it writes one chunk and looks up the next one's
+    # products (in this order, on one thread and connection), this thread reads and checks that chunk.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="catalog-db") as database:
         pending: Future[None] | None = None
         for chunk in catalog.chunks(CHUNK_ROWS):
+            skus = chunk[sku_column].astype(str).str.strip()
+            lookup = database.submit(_existing, db, run.principal, skus[skus != ""].unique().tolist(), present)
             checked = validate_chunk(chunk, mapping, seen)
             if pending is not None:
                 pending.result()
-            pending = _apply_chunk(db, run, catalog, chunk, checked, mapping, present, attribute_columns, writer)
+            existing = lookup.result()
+            pending = _apply_chunk(db, run, catalog, chunk, skus, existing, checked, mapping, present,
+                                   attribute_columns, database)
             done += len(chunk)
             if progress:
                 progress(min(done, total), max(total, done))
@@ -253,14 +281,11 @@ def _process(db: Session, run: _Run, catalog: CatalogFile, local: Path, progress
     _finish(db, run, seen)
 
 
-def _apply_chunk(db: Session, run: _Run, catalog: CatalogFile, chunk: pd.DataFrame, checked: Any,
-                 mapping: dict[str, str], present: set[str], attribute_columns: list[str],
-                 writer: ThreadPoolExecutor) -> Future[None] | None:
+def _apply_chunk(db: Session, run: _Run, catalog: CatalogFile, chunk: pd.DataFrame, skus: pd.Series,
+                 existing: pd.DataFrame, checked: Any, mapping: dict[str, str], present: set[str],
+                 attribute_columns: list[str], writer: ThreadPoolExecutor) -> Future[None] | None:
     """Compare one checked chunk with the catalog, count and report it, and hand its writes to ``writer``."""
     upload = run.upload
-    sku_column = next(c for c, f in mapping.items() if f == "sku")
-    skus = chunk[sku_column].astype(str).str.strip()
-    existing = _existing(db, run.principal, skus[skus != ""].unique().tolist(), present)
     merged = _merge(checked.clean, existing, present, attribute_columns,
                     lambda ids: _old_attributes(db, run.principal, ids))
     missing = merged["missing"] != ""

@@ -233,7 +233,8 @@ def validate_chunk(
     sku = _col(frame, by_field["sku"])
     errors.add(sku == "", by_field["sku"], "sku_required")
     dup_in_chunk = sku.duplicated(keep="first") & (sku != "")
-    dup_earlier = sku.isin(seen_skus.keys()) & (sku != "")
+    # A dict lookup per value: isin() would hash every SKU seen so far again for each chunk.
+    dup_earlier = pd.Series([value in seen_skus for value in sku.tolist()], index=sku.index) & (sku != "")
     if dup_in_chunk.any() or dup_earlier.any():
         first_in_chunk = rows.groupby(sku).transform("first")
         first_row = first_in_chunk.mask(dup_earlier, sku.map(seen_skus))

@@ -1,14 +1,13 @@
 """The catalog pages: uploads with their mapping, preview and results; products and their history."""
 from __future__ import annotations
 
-from urllib.parse import quote
-
-from flask import Blueprint, Response, abort, flash, redirect, render_template, request, stream_with_context, url_for
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext, get_locale
 from flask_login import current_user
 from sqlalchemy import distinct, select
 
 from portal.accounts.forms import ActionForm
+from portal.accounts.models import Merchant, User
 from portal.auth import roles_required
 from portal.catalog import services
 from portal.catalog.exceptions import CatalogError
@@ -21,7 +20,7 @@ from portal.catalog.validation import message
 from portal.db import session as db
 from portal.jobs.models import Job
 from portal.pagination import paginate
-from portal.storage_access import get_storage
+from portal.storage_access import send_stored
 from portal.tenancy import current_principal, get_or_404, scope
 
 bp = Blueprint("catalog", __name__, url_prefix="/catalog", template_folder="templates")
@@ -34,7 +33,18 @@ READERS = (*MERCHANT, "operator_admin", "category_manager")
 @roles_required(*READERS)
 def uploads():
     page = paginate(db, uploads_query(), request.args.get("page", 1, type=int), per_page=25)
-    return render_template("catalog/uploads.html", page=page, form=UploadForm())
+    user_ids = {u.uploaded_by_id for u in page.items if u.uploaded_by_id}
+    uploaders = dict(db.execute(select(User.id, User.email).where(User.id.in_(user_ids))).tuples().all()) if user_ids else {}
+    return render_template("catalog/uploads.html", page=page, form=UploadForm(), uploaders=uploaders,
+                           merchants=_merchant_names(page.items))
+
+
+def _merchant_names(items: list) -> dict[int, str]:
+    """Names of the merchants of a page's rows, for marketplace staff who see every merchant."""
+    if not current_user.is_staff or not items:
+        return {}
+    ids = {item.merchant_id for item in items}
+    return dict(db.execute(select(Merchant.id, Merchant.name).where(Merchant.id.in_(ids))).tuples().all())
 
 
 @bp.post("/uploads")
@@ -95,24 +105,13 @@ def apply_upload(upload_id: int):
     return redirect(url_for("catalog.show_upload", upload_id=upload.id))
 
 
-def _send_stored(key: str, filename: str, mimetype: str) -> Response:
-    stream = get_storage().open(key)
-
-    def chunks():
-        with stream:
-            while chunk := stream.read(1024 * 1024):
-                yield chunk
-
-    quoted = filename.replace('"', "")
-    return Response(stream_with_context(chunks()), mimetype=mimetype,
-                    headers={"Content-Disposition": f"attachment; filename*=UTF-8''{quote(quoted)}"})
-
-
 @bp.get("/uploads/<int:upload_id>/file")
 @roles_required(*READERS)
 def original_file(upload_id: int):
     upload = get_or_404(Upload, upload_id)
-    return _send_stored(upload.storage_key, upload.filename, "application/octet-stream")
+    if not upload.storage_key:
+        abort(404)
+    return send_stored(upload.storage_key, upload.filename, "application/octet-stream")
 
 
 @bp.get("/uploads/<int:upload_id>/errors")
@@ -125,7 +124,7 @@ def error_report(upload_id: int):
     stem = upload.filename.rsplit(".", 1)[0]
     mimetype = "text/csv" if extension == "csv" else (
         "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
-    return _send_stored(upload.error_report_key, f"{stem}-errors.{extension}", mimetype)
+    return send_stored(upload.error_report_key, f"{stem}-errors.{extension}", mimetype)
 
 
 @bp.get("/products")
@@ -137,7 +136,8 @@ def products():
     categories = db.scalars(scope(select(distinct(Product.category)).where(Product.category != ""), Product)
                             .order_by(Product.category).limit(500)).all()
     filters = {k: args.get(k, "") for k in ("q", "status", "category", "has_errors")}
-    return render_template("catalog/products.html", page=page, categories=categories, filters=filters)
+    return render_template("catalog/products.html", page=page, categories=categories, filters=filters,
+                           merchants=_merchant_names(page.items))
 
 
 @bp.get("/products/<int:product_id>")

@@ -1,12 +1,12 @@
 """Job pages: a progress page, its JSON status for the progress bar, and result downloads."""
 from __future__ import annotations
 
-from flask import Blueprint, Response, abort, jsonify, render_template, stream_with_context
+from flask import Blueprint, abort, jsonify, render_template
 from flask_login import login_required
 
 from portal.jobs.models import Job
 from portal.jobs.services import get_runner
-from portal.storage_access import get_storage
+from portal.storage_access import send_stored
 from portal.tenancy import get_or_404
 
 bp = Blueprint("jobs", __name__, url_prefix="/jobs")
@@ -32,15 +32,4 @@ def download(job_id: str):
     key, filename = result.get("storage_key"), result.get("filename")
     if job.status != "succeeded" or not key or not filename:
         abort(404)
-    stream = get_storage().open(key)
-
-    def chunks():
-        with stream:
-            while chunk := stream.read(1024 * 1024):
-                yield chunk
-
-    return Response(
-        stream_with_context(chunks()),
-        mimetype=result.get("content_type", "application/octet-stream"),
-        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
-    )
+    return send_stored(key, filename, result.get("content_type", "application/octet-stream"))

@@ -1,6 +1,8 @@
 """What people do in the portal, end to end in a real browser, on the demo marketplace."""
 from __future__ import annotations
 
+import csv
+import io
 import re
 from pathlib import Path
 
@@ -144,3 +146,39 @@ def test_merchant_staff_sees_no_admin_links_and_gets_the_friendly_403_page(page:
     expect(page.locator(".error-page h1")).to_have_text("You do not have access to this page.")
     expect(page.get_by_role("link", name="Go to the home page")).to_be_visible()
     signed_in_as(page, MERCHANT_STAFF)
+
+
+SAMPLES = Path(__file__).resolve().parents[2] / "docs" / "samples"
+
+
+def test_merchant_uploads_a_messy_file_previews_applies_and_downloads_the_rejected_rows(page: Page) -> None:
+    sign_in(page, MERCHANT_ADMIN)
+    signed_in_as(page, MERCHANT_ADMIN)
+    page.locator("a.nav-link", has_text="Uploads").click()
+    page.locator("#upload-form input[type=file]").set_input_files(str(SAMPLES / "catalog-messy-cp1251.csv"))
+    page.locator("#upload-form button[type=submit]").click()
+
+    expect(page).to_have_url(re.compile(r"/catalog/uploads/\d+/mapping$"))
+    expect(page.locator("#mapping-form")).to_contain_text("Артикул")
+    expect(page.locator("select[aria-label='Артикул']")).to_have_value("sku")
+    page.get_by_role("button", name="Preview the changes").click()
+
+    expect(page).to_have_url(re.compile(r"/catalog/uploads/\d+$"))
+    expect(page.locator("#upload-counts [data-count=rejected]")).to_have_text("8", timeout=30000)
+    expect(page.get_by_text("preview: nothing has been changed yet")).to_be_visible()
+    page.get_by_role("button", name="Apply these changes").click()
+
+    expect(page.locator(".upload-status")).to_have_text("applied", timeout=30000)
+    expect(page.locator("#issues-table")).to_contain_text("sku_duplicate")
+    with page.expect_download() as download_info:
+        page.locator("#error-report").click()
+    report = Path(download_info.value.path()).read_bytes().decode("cp1251")
+    header, *rows = list(csv.reader(io.StringIO(report), delimiter=";"))
+    assert header[:3] == ["Артикул", "Наименование", "Цена"] and header[-1] == "Error"
+    assert len(rows) == 8
+
+    page.locator("a.nav-link", has_text="Products").click()
+    expect(page.locator("#products-table tbody tr").first).to_be_visible()
+    page.locator("#product-filters input[name=q]").fill("00121")
+    page.locator("#product-filters button[type=submit]").click()
+    expect(page.locator("#products-table")).to_contain_text("00121")

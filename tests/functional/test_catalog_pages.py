@@ -134,3 +134,16 @@ def test_products_with_a_rejected_last_row_can_be_filtered(app, factory, auth):
     auth.login(admin.email)
     page = auth.client.get("/catalog/products?has_errors=1").get_data(as_text=True)
     assert "A-1" in page and "B-2" not in page
+
+
+def test_operator_sees_every_merchants_uploads_and_products_with_the_merchant_named(app, factory, auth):
+    first, second = factory.merchant(name="First Shop"), factory.merchant(name="Second Shop")
+    import_file(app, first.id, FILE, "first.csv")
+    import_file(app, second.id, FILE, "second.csv")
+    operator = factory.user("operator_admin")
+    auth.login(operator.email)
+    uploads_page = auth.client.get("/catalog/uploads").get_data(as_text=True)
+    assert "first.csv" in uploads_page and "second.csv" in uploads_page and "Second Shop" in uploads_page
+    products_page = auth.client.get("/catalog/products").get_data(as_text=True)
+    assert "First Shop" in products_page and "Second Shop" in products_page
+    assert 'id="upload-form"' not in uploads_page

@@ -76,3 +76,26 @@ def test_demo_seed_if_empty_leaves_a_used_database_alone(runner):
     runner.invoke(args=["merchants", "create", "--slug", "real-shop", "--name", "Real"])
     result = _json(runner.invoke(args=["demo", "seed", "--if-empty", "--json"]))
     assert result == {"created": False, "users": []}
+
+
+def test_catalog_import_prints_the_upload_counts_and_first_errors_as_json(runner, tmp_path):
+    runner.invoke(args=["merchants", "create", "--slug", "acme", "--name", "Acme"])
+    path = tmp_path / "catalog.csv"
+    path.write_text("Артикул;Наименование;Цена\nA-1;Футболка;1 299,00\nA-2;Шорты;дорого\n", encoding="cp1251")
+    result = _json(runner.invoke(args=["catalog", "import", "--merchant", "acme", "--json", str(path)]))
+    assert {k: result[k] for k in ("status", "rows", "created", "updated", "unchanged", "rejected", "warnings")} == {
+        "status": "applied", "rows": 2, "created": 1, "updated": 0, "unchanged": 0, "rejected": 1, "warnings": 0}
+    assert result["errors"] == [{"row": 3, "column": "Цена", "code": "price_invalid",
+                                 "message": "дорого is not a price: write it like 1299.00 or 1 299,00."}]
+    again = _json(runner.invoke(args=["catalog", "import", "--merchant", "acme", "--dry-run", "--json", str(path)]))
+    assert (again["status"], again["unchanged"]) == ("previewed", 1)
+
+
+def test_catalog_import_of_an_unreadable_file_fails_with_one_error_and_exit_code_1(runner, tmp_path):
+    runner.invoke(args=["merchants", "create", "--slug", "acme", "--name", "Acme"])
+    path = tmp_path / "empty.csv"
+    path.write_bytes(b"")
+    result = runner.invoke(args=["catalog", "import", "--merchant", "acme", "--json", str(path)])
+    assert result.exit_code == 1
+    body = json.loads(result.stdout)
+    assert body["status"] == "failed" and len(body["errors"]) == 1 and body["errors"][0]["code"] == "empty_file"

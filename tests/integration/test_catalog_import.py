@@ -198,3 +198,52 @@ def test_saved_column_template_is_used_for_the_next_upload(app, factory):
                                 save_template=True)
         second = services.receive_upload(db, principal, stream=io.BytesIO(content), filename="b.csv")
         assert second.mapping == {"Код": "sku", "Имя": "title", "Стоимость": "price"}
+
+
+def test_an_upload_is_queued_once_even_when_started_twice_at_once(app, factory):
+    import io
+
+    import pytest
+
+    from portal.catalog import services
+    from portal.catalog.exceptions import UploadBusy
+    from portal.catalog.models import Upload
+    from portal.tenancy import Principal
+
+    merchant = factory.merchant()
+    principal = Principal(role="merchant_admin", merchant_id=merchant.id)
+    with app.app_context():
+        db = get_session()
+        upload = services.receive_upload(db, principal, stream=io.BytesIO(csv_bytes([HEADER, _row("A-1")])), filename="a.csv")
+        upload_id = upload.id
+    with app.app_context():
+        stale = get_session().get(Upload, upload_id)  # the second click's view of the upload: still "uploaded"
+        with app.app_context():
+            other = get_session()
+            other.get(Upload, upload_id).status = "queued"  # the first click got there first
+            other.commit()
+        with pytest.raises(UploadBusy):
+            services.start_processing(get_session(), stale, dry_run=False, principal=principal)
+
+
+def test_an_error_in_the_middle_of_applying_changes_nothing_and_marks_the_upload_failed(app, factory, monkeypatch):
+    import pytest
+
+    from portal.catalog import services
+
+    merchant = factory.merchant()
+    import_file(app, merchant.id, csv_bytes([HEADER, _row("A-1", title="Before")]))
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(services, "insert_events", broken)
+    with pytest.raises(RuntimeError):
+        import_file(app, merchant.id, csv_bytes([HEADER, _row("A-1", title="After"), _row("A-2")]))
+    items = products(app, merchant.id)
+    assert set(items) == {"A-1"} and items["A-1"].title == "Before"
+    with app.app_context():
+        from portal.catalog.models import Upload
+
+        last = get_session().scalars(select(Upload).order_by(Upload.id.desc())).first()
+    assert (last.status, last.error_code) == ("failed", "internal_error")

@@ -112,7 +112,7 @@ def test_audit_export_of_a_merchant_holds_only_its_own_events(app, factory, auth
     _finished(app, job_id)
     text = auth.client.get(f"/jobs/{job_id}/download").get_data().decode("utf-8-sig")
     assert other.email not in text
-    assert f"user.created" in text
+    assert "user.created" in text
 
 
 def test_download_of_an_unfinished_or_resultless_job_is_404(app, factory, auth):
