@@ -84,11 +84,11 @@ def _seed_catalog(db: Session, merchant: Merchant, admin: User, count: int, seed
     from portal.catalog.demo import catalog_csv
     from portal.catalog.models import Upload
     from portal.catalog.services import process_upload, receive_upload
-    from portal.tenancy import Principal
+    from portal.tenancy import Principal, scope
 
-    if db.scalar(select(Upload.id).where(Upload.merchant_id == merchant.id).limit(1)) is not None:
-        return False
     principal = Principal(role="merchant_admin", merchant_id=merchant.id, user_id=admin.id)
+    if db.scalar(scope(select(Upload.id), Upload, principal).limit(1)) is not None:
+        return False
     upload = receive_upload(db, principal, stream=io.BytesIO(catalog_csv(merchant.slug, count, seed)),
                             filename=f"{merchant.slug}-catalog.csv", source="cli")
     process_upload(db, upload.id, dry_run=False)

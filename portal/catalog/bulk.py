@@ -22,7 +22,7 @@ STAGING_DDL = """
 CREATE TEMP TABLE IF NOT EXISTS catalog_staging (
     sku varchar(128), title varchar(500), brand varchar(200), gtin varchar(14), description text,
     category varchar(500), price numeric(14, 2), currency varchar(3), stock integer,
-    images json, attributes json, content_hash varchar(32)
+    images json, attributes json, content_hash varchar(32), source_hash varchar(16)
 ) ON COMMIT DROP
 """
 
@@ -33,7 +33,7 @@ def _is_postgres(db: Session) -> bool:
 
 def upsert_products(db: Session, merchant_id: int, upload_id: int | None, rows: pd.DataFrame, now: datetime) -> None:
     """Insert new products and overwrite changed ones; ``rows`` hold sku, CONTENT (images and
-    attributes as JSON text) and content_hash."""
+    attributes as JSON text), content_hash and source_hash."""
     if rows.empty:
         return
     if _is_postgres(db):
@@ -42,11 +42,12 @@ def upsert_products(db: Session, merchant_id: int, upload_id: int | None, rows: 
     content = ", ".join(CONTENT)
     updates = ", ".join(f"{c} = excluded.{c}" for c in CONTENT)
     statement = text(
-        f"INSERT INTO products (merchant_id, sku, {content}, content_hash, reserved, status, created_at, updated_at, "
+        f"INSERT INTO products (merchant_id, sku, {content}, content_hash, source_hash, reserved, status, created_at, updated_at, "
         f"created_upload_id, last_upload_id) VALUES (:merchant_id, :sku, {', '.join(':' + c for c in CONTENT)}, "
-        f":content_hash, 0, 'active', :now, :now, :upload_id, :upload_id) "
+        f":content_hash, :source_hash, 0, 'active', :now, :now, :upload_id, :upload_id) "
         f"ON CONFLICT (merchant_id, sku) DO UPDATE SET {updates}, status = 'active', last_error = NULL, "
-        f"content_hash = excluded.content_hash, updated_at = excluded.updated_at, last_upload_id = excluded.last_upload_id"
+        f"content_hash = excluded.content_hash, source_hash = excluded.source_hash, updated_at = excluded.updated_at, "
+        f"last_upload_id = excluded.last_upload_id"
     ).bindparams(bindparam("now", type_=UTCDateTime()))
     records = rows.drop(columns=["is_new"], errors="ignore").to_dict("records")
     for record in records:
@@ -61,17 +62,18 @@ def _upsert_postgres(db: Session, merchant_id: int, upload_id: int | None, rows:
     new = rows[rows["is_new"]] if "is_new" in rows else rows.iloc[0:0]
     changed = rows[~rows["is_new"]] if "is_new" in rows else rows
     if len(new):
-        frame = new[["sku", *CONTENT, "content_hash"]].assign(
+        frame = new[["sku", *CONTENT, "content_hash", "source_hash"]].assign(
             merchant_id=merchant_id, reserved=0, status="active", created_at=now.isoformat(),
             updated_at=now.isoformat(), created_upload_id=upload_id, last_upload_id=upload_id)
         _copy(cursor, "products", frame)
     if len(changed):
         db.execute(text(STAGING_DDL))
         db.execute(text("TRUNCATE catalog_staging"))
-        _copy(cursor, "catalog_staging", changed[["sku", *CONTENT, "content_hash"]])
+        _copy(cursor, "catalog_staging", changed[["sku", *CONTENT, "content_hash", "source_hash"]])
         updates = ", ".join(f"{c} = s.{c}" for c in CONTENT)
         db.execute(text(
             f"UPDATE products AS p SET {updates}, status = 'active', last_error = NULL, content_hash = s.content_hash, "
+            "source_hash = s.source_hash, "
             "updated_at = :now, last_upload_id = :upload_id FROM catalog_staging AS s "
             "WHERE p.merchant_id = :merchant_id AND p.sku = s.sku"
         ), {"merchant_id": merchant_id, "upload_id": upload_id, "now": now})

@@ -35,6 +35,9 @@ class Product(Base):
     attributes: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
     status: Mapped[str] = mapped_column(String(16), default="active")
     content_hash: Mapped[str] = mapped_column(String(32), default="")
+    # Fingerprint of the file row (cells and column mapping) last applied to this product: a re-upload
+    # of the same row needs no checking. Every other write path must clear it (update_offer does).
+    source_hash: Mapped[str] = mapped_column(String(16), default="")
     # Why the merchant's latest row for this product was rejected; cleared when a row is accepted.
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

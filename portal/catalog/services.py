@@ -260,25 +260,63 @@ def _process(db: Session, run: _Run, catalog: CatalogFile, local: Path, progress
     if progress:
         progress(0, total)
     sku_column = next(c for c, f in mapping.items() if f == "sku")
-    # The database works in its own process: while it writes one chunk and looks up the next one's
-    # products (in this order, on one thread and connection), this thread reads and checks that chunk.
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="catalog-db") as database:
+    # The database works in its own process. While it writes one chunk (on one thread and this
+    # transaction's connection), another connection looks up the next chunk's products and this
+    # thread checks that chunk. The look-ups see the catalog as it was before this upload, which is
+    # what they need: a file's SKUs are unique, so no chunk changes another chunk's products.
+    lookup_session = Session(bind=db.get_bind())
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="catalog-db") as database, \
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="catalog-lookup") as lookups:
         pending: Future[None] | None = None
-        for chunk in catalog.chunks(CHUNK_ROWS):
-            skus = chunk[sku_column].astype(str).str.strip()
-            lookup = database.submit(_existing, db, run.principal, skus[skus != ""].unique().tolist(), present)
-            checked = validate_chunk(chunk, mapping, seen)
+        try:
+            for chunk in catalog.chunks(CHUNK_ROWS):
+                skus = chunk[sku_column].astype(str).str.strip()
+                lookup = lookups.submit(_existing, lookup_session, run.principal, skus[skus != ""].unique().tolist(),
+                                        present)
+                chunk["__source__"] = source_hash(chunk, catalog.columns, mapping)
+                existing = lookup.result()
+                same = _same_as_applied(chunk, skus, existing, seen)
+                run.counts["rows"] += int(same.sum())
+                run.counts["unchanged"] += int(same.sum())
+                fresh = chunk.loc[~same]
+                checked = validate_chunk(fresh, mapping, seen) if len(fresh) else None
+                if pending is not None:
+                    pending.result()
+                    pending = None
+                if checked is not None:
+                    pending = _apply_chunk(db, run, catalog, fresh, skus.loc[fresh.index], existing, checked, mapping,
+                                           present, attribute_columns, database)
+                done += len(chunk)
+                if progress:
+                    progress(min(done, total), max(total, done))
             if pending is not None:
                 pending.result()
-            existing = lookup.result()
-            pending = _apply_chunk(db, run, catalog, chunk, skus, existing, checked, mapping, present,
-                                   attribute_columns, database)
-            done += len(chunk)
-            if progress:
-                progress(min(done, total), max(total, done))
-        if pending is not None:
-            pending.result()
+        finally:
+            lookup_session.close()
     _finish(db, run, seen)
+
+
+def source_hash(chunk: pd.DataFrame, columns: list[str], mapping: dict[str, str]) -> pd.Series:
+    """A fingerprint of each file row as sent, with the mapping it is read with."""
+    fingerprint = json.dumps(sorted(mapping.items()), ensure_ascii=False)
+    hashes = pd.util.hash_pandas_object(chunk[list(columns)].assign(__mapping__=fingerprint), index=False).to_numpy()
+    return pd.Series([f"{h:016x}" for h in hashes.tolist()], index=chunk.index, dtype=str)
+
+
+def _same_as_applied(chunk: pd.DataFrame, skus: pd.Series, existing: pd.DataFrame, seen: dict[str, int]) -> pd.Series:
+    """Rows exactly as last applied to an active product with no pending error: nothing to check or write.
+
+    Their SKUs still count as seen, so a later repeat in the file is reported as a duplicate.
+    """
+    if existing.empty:
+        return pd.Series(False, index=chunk.index)
+    known = skus.map(existing["source_hash"]).fillna("")
+    status = skus.map(existing["status"]).fillna("")
+    clean = skus.map(existing["last_error"].isna()).fillna(False).astype(bool)
+    repeated = skus.duplicated(keep="first") | pd.Series([s in seen for s in skus.tolist()], index=skus.index)
+    same = (known == chunk["__source__"]) & (status == "active") & clean & ~repeated & (skus != "")
+    seen.update(zip(skus[same].tolist(), chunk.loc[same, ROW].tolist()))
+    return same
 
 
 def _apply_chunk(db: Session, run: _Run, catalog: CatalogFile, chunk: pd.DataFrame, skus: pd.Series,
@@ -315,7 +353,8 @@ def _apply_chunk(db: Session, run: _Run, catalog: CatalogFile, chunk: pd.DataFra
     if run.dry_run:
         return None
     writing = merged.loc[merged["kind"].isin(["created", "updated"])]
-    writes = writing[["sku", *CONTENT, "content_hash"]].assign(is_new=(writing["kind"] == "created").to_numpy())
+    writes = writing[["sku", *CONTENT, "content_hash"]].assign(
+        source_hash=chunk.loc[writing.index, "__source__"].to_numpy(), is_new=(writing["kind"] == "created").to_numpy())
 
     def write() -> None:
         upsert_products(db, upload.merchant_id, upload.id, writes, run.now)
@@ -445,8 +484,9 @@ def _events(db: Session, run: _Run, updated: pd.DataFrame) -> list[dict[str, Any
 
 def _existing(db: Session, principal: Principal, skus: list[str], present: set[str]) -> pd.DataFrame:
     """The merchant's current products for these SKUs: what comparing needs, and what the file lacks."""
-    columns: list[Any] = [Product.sku, Product.id, Product.status, Product.content_hash, Product.last_error,
-                          cast(Product.price, String).label("old_price"), Product.stock.label("old_stock")]
+    columns: list[Any] = [Product.sku, Product.id, Product.status, Product.content_hash, Product.source_hash,
+                          Product.last_error, cast(Product.price, String).label("old_price"),
+                          Product.stock.label("old_stock")]
     columns += [cast(getattr(Product, name), Text).label(f"old_{name}") for name in CONTENT
                 if name not in present and name not in ("price", "stock", "attributes")]
     names = [c.key if hasattr(c, "key") else c.name for c in columns]
@@ -598,6 +638,7 @@ def update_offer(db: Session, product: Product, *, principal: Principal, price: 
                      "stock": str(product.stock), "images": json.dumps(list(product.images or []), **compact),
                      "attributes": json.dumps(dict(product.attributes or {}), **compact)}
         product.content_hash = content_hash(pd.DataFrame([canonical])).iloc[0]
+        product.source_hash = ""  # the file row no longer describes the product: check it next time
         product.updated_at = utcnow()
         record_product_event(db, product, changes, principal=principal, source=source)
     db.commit()

@@ -247,3 +247,35 @@ def test_an_error_in_the_middle_of_applying_changes_nothing_and_marks_the_upload
 
         last = get_session().scalars(select(Upload).order_by(Upload.id.desc())).first()
     assert (last.status, last.error_code) == ("failed", "internal_error")
+
+
+def test_reupload_after_an_api_price_change_puts_the_files_price_back(app, factory, client):
+    merchant = factory.merchant()
+    content = csv_bytes([HEADER, _row("A-1", price="100")])
+    import_file(app, merchant.id, content)
+    _, secret = factory.token(merchant)
+    assert client.patch("/api/v1/products/A-1", headers={"Authorization": f"Bearer {secret}"},
+                        json={"price": "150"}).status_code == 200
+    result = import_file(app, merchant.id, content)
+    assert result["updated"] == 1
+    assert products(app, merchant.id)["A-1"].price == Decimal("100.00")
+
+
+def test_a_row_repeating_an_already_applied_sku_is_still_a_duplicate(app, factory):
+    merchant = factory.merchant()
+    import_file(app, merchant.id, csv_bytes([HEADER, _row("A-1")]))
+    result = import_file(app, merchant.id, csv_bytes([HEADER, _row("A-1"), _row("A-1", title="Again")]))
+    assert (result["unchanged"], result["rejected"]) == (1, 1)
+    assert result["errors"][0]["code"] == "sku_duplicate"
+    assert products(app, merchant.id)["A-1"].title == "Футболка"
+
+
+def test_the_same_file_read_with_another_mapping_is_checked_again(app, factory):
+    merchant = factory.merchant()
+    content = csv_bytes([["sku", "title", "price", "Производитель"], ["A-1", "X", "10", "Demix"]])
+    import_file(app, merchant.id, content, mapping={"Производитель": ""})
+    assert products(app, merchant.id)["A-1"].attributes == {"Производитель": "Demix"}
+    result = import_file(app, merchant.id, content, mapping={"Производитель": "brand"})
+    assert result["updated"] == 1
+    product = products(app, merchant.id)["A-1"]
+    assert product.brand == "Demix"
