@@ -7,7 +7,7 @@ import re
 import shutil
 import tempfile
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
@@ -269,10 +269,13 @@ def _process(db: Session, run: _Run, catalog: CatalogFile, local: Path, progress
             ThreadPoolExecutor(max_workers=1, thread_name_prefix="catalog-lookup") as lookups:
         pending: Future[None] | None = None
         try:
-            for chunk in catalog.chunks(CHUNK_ROWS):
+            def look_up(chunk: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series, Future[pd.DataFrame]]:
                 skus = chunk[sku_column].astype(str).str.strip()
-                lookup = lookups.submit(_existing, lookup_session, run.principal, skus[skus != ""].unique().tolist(),
-                                        present)
+                wanted = skus[skus != ""].unique().tolist()
+                return chunk, skus, lookups.submit(_existing, lookup_session, run.principal, wanted, present)
+
+            # One chunk ahead: the next chunk is read while the current one's products are looked up.
+            for chunk, skus, lookup in _ahead(map(look_up, catalog.chunks(CHUNK_ROWS))):
                 chunk["__source__"] = source_hash(chunk, catalog.columns, mapping)
                 existing = lookup.result()
                 same = _same_as_applied(chunk, skus, existing, seen)
@@ -294,6 +297,16 @@ def _process(db: Session, run: _Run, catalog: CatalogFile, local: Path, progress
         finally:
             lookup_session.close()
     _finish(db, run, seen)
+
+
+def _ahead(items: Iterator[Any]) -> Iterator[Any]:
+    """Yield each item only once the next one has been produced (a one-item read-ahead)."""
+    previous = next(items, None)
+    for item in items:
+        yield previous
+        previous = item
+    if previous is not None:
+        yield previous
 
 
 def source_hash(chunk: pd.DataFrame, columns: list[str], mapping: dict[str, str]) -> pd.Series:
