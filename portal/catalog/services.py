@@ -265,15 +265,17 @@ def _process(db: Session, run: _Run, catalog: CatalogFile, local: Path, progress
     # thread checks that chunk. The look-ups see the catalog as it was before this upload, which is
     # what they need: a file's SKUs are unique, so no chunk changes another chunk's products.
     lookup_session = Session(bind=db.get_bind())
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="catalog-db") as database, \
-            ThreadPoolExecutor(max_workers=1, thread_name_prefix="catalog-lookup") as lookups:
-        pending: Future[None] | None = None
-        try:
+    try:
+        # Leaving this block waits for both threads, so the look-up session is closed only when idle.
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="catalog-db") as database, \
+                ThreadPoolExecutor(max_workers=1, thread_name_prefix="catalog-lookup") as lookups:
+
             def look_up(chunk: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series, Future[pd.DataFrame]]:
                 skus = chunk[sku_column].astype(str).str.strip()
                 wanted = skus[skus != ""].unique().tolist()
                 return chunk, skus, lookups.submit(_existing, lookup_session, run.principal, wanted, present)
 
+            pending: Future[None] | None = None
             # One chunk ahead: the next chunk is read while the current one's products are looked up.
             for chunk, skus, lookup in _ahead(map(look_up, catalog.chunks(CHUNK_ROWS))):
                 chunk["__source__"] = source_hash(chunk, catalog.columns, mapping)
@@ -294,8 +296,8 @@ def _process(db: Session, run: _Run, catalog: CatalogFile, local: Path, progress
                     progress(min(done, total), max(total, done))
             if pending is not None:
                 pending.result()
-        finally:
-            lookup_session.close()
+    finally:
+        lookup_session.close()
     _finish(db, run, seen)
 
 
