@@ -11,6 +11,7 @@ import click
 from flask import current_app
 from flask.cli import AppGroup, FlaskGroup
 
+from portal.accounts.models import MERCHANT_ROLES, STAFF_ROLES
 from portal.errors import PortalError
 
 
@@ -119,7 +120,7 @@ users_cli = AppGroup("users", help="Users of the cabinet.")
 @users_cli.command("create")
 @click.option("--email", required=True)
 @click.option("--password", required=True)
-@click.option("--role", required=True, type=click.Choice(["merchant_admin", "merchant_staff", "category_manager", "operator_admin"]))
+@click.option("--role", required=True, type=click.Choice(list(MERCHANT_ROLES + STAFF_ROLES)))
 @click.option("--merchant", "merchant_slug", help="Merchant slug (merchant roles only).")
 @click.option("--name", "full_name", default="", help="Full name.")
 @json_option

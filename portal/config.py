@@ -9,7 +9,6 @@ from typing import Any
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 INSTANCE_DIR = Path(os.environ.get("PORTAL_INSTANCE_DIR", PROJECT_ROOT / "instance"))
 
-ROLES = ("merchant_admin", "merchant_staff", "category_manager", "operator_admin")
 LANGUAGES = ("en", "ru")
 
 

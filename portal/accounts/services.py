@@ -1,6 +1,7 @@
 """Accounts: merchants, users, sign-in with lockout, invitations and API tokens."""
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 import secrets
@@ -28,8 +29,15 @@ EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 # Argon2id with the library's defaults (RFC 9106 low-memory profile).
 _hasher = PasswordHasher()
-# Verifying against this keeps the time of a sign-in with an unknown e-mail like a real one.
-_DUMMY_HASH = _hasher.hash("not-a-real-password")
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """Verifying against this keeps a sign-in with an unknown e-mail as slow as a real one.
+
+    Made on first use, not at import: every CLI call and worker start would pay for it otherwise.
+    """
+    return _hasher.hash("not-a-real-password")
 
 
 def hash_password(password: str) -> str:
@@ -206,7 +214,7 @@ def authenticate(db: Session, email: str, password: str) -> User:
     user = db.scalar(select(User).where(User.email == email))
     now = utcnow()
     if user is None:
-        verify_password(_DUMMY_HASH, password)
+        verify_password(_dummy_hash(), password)
         audit.record(db, "login.failed", details={"email": email, "reason": "unknown_email"})
         db.commit()
         raise LoginFailed(gettext("Wrong e-mail or password."))

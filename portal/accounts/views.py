@@ -6,7 +6,6 @@ from datetime import timedelta
 from flask import Blueprint, current_app, flash, redirect, render_template, request, session, url_for
 from flask_babel import gettext
 from flask_login import current_user, login_required, login_user, logout_user
-from sqlalchemy import select
 from wtforms import SelectChoice
 
 from portal.accounts import services
@@ -22,6 +21,7 @@ from portal.accounts.forms import (
     UserForm,
 )
 from portal.accounts.models import ApiToken, Merchant, User
+from portal.accounts.queries import emails_by_id, merchants_by_name
 from portal.audit import AuditEvent
 from portal.auth import ROLE_LABELS, roles_required, safe_next
 from portal.db import session as db
@@ -110,7 +110,7 @@ def accept_invite(secret: str):
 def _user_form() -> UserForm:
     form = UserForm()
     form.role.choices = [SelectChoice(role, label) for role, label in ROLE_LABELS.items()]
-    merchants = db.scalars(select(Merchant).order_by(Merchant.name))
+    merchants = db.scalars(merchants_by_name())
     form.merchant_id.choices = [SelectChoice(0, gettext("— none (marketplace staff) —"))] + [
         SelectChoice(m.id, m.name) for m in merchants
     ]
@@ -195,7 +195,7 @@ def set_user_active(user_id: int, action: str):
 
 
 def _token_merchant_choices() -> list[tuple[int, str]]:
-    merchants = db.scalars(select(Merchant).order_by(Merchant.name))
+    merchants = db.scalars(merchants_by_name())
     return [(0, gettext("Operator token (all merchants)"))] + [(m.id, m.name) for m in merchants]
 
 
@@ -251,7 +251,7 @@ def audit_log():
     if action:
         stmt = stmt.where(AuditEvent.action.startswith(action))
     page = paginate(db, stmt, request.args.get("page", 1, type=int))
-    emails = dict(db.execute(select(User.id, User.email).where(User.id.in_({e.actor_user_id for e in page.items if e.actor_user_id}))).all())
+    emails = emails_by_id(db, (e.actor_user_id for e in page.items))
     return render_template("accounts/audit.html", page=page, action=action, emails=emails, action_form=ActionForm())
 
 
@@ -261,7 +261,7 @@ def audit_log():
 @admin_bp.get("/merchants")
 @roles_required("operator_admin", "category_manager")
 def merchants():
-    page = paginate(db, select(Merchant).order_by(Merchant.name), request.args.get("page", 1, type=int))
+    page = paginate(db, merchants_by_name(), request.args.get("page", 1, type=int))
     form = MerchantForm() if current_user.role == "operator_admin" else None
     return render_template("accounts/merchants.html", page=page, form=form)
 

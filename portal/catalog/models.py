@@ -10,9 +10,6 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from portal.db import Base, utcnow
 
-UPLOAD_STATUSES = ("uploaded", "queued", "running", "previewed", "applied", "failed")
-
-
 class Product(Base):
     __tablename__ = "products"
     __table_args__ = (UniqueConstraint("merchant_id", "sku"), Index("ix_products_merchant_status", "merchant_id", "status"))
@@ -69,6 +66,7 @@ class Upload(Base):
     samples: Mapped[dict[str, list[str]]] = mapped_column(JSON, default=dict)
     mapping: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
     deactivate_missing: Mapped[bool] = mapped_column(default=False)
+    # uploaded -> queued -> running -> previewed | applied | failed (a preview can be applied next)
     status: Mapped[str] = mapped_column(String(16), default="uploaded", index=True)
     dry_run: Mapped[bool] = mapped_column(default=False)
     job_id: Mapped[str | None] = mapped_column(ForeignKey("jobs.id"))

@@ -7,7 +7,7 @@ from flask_login import current_user
 from sqlalchemy import distinct, select
 
 from portal.accounts.forms import ActionForm
-from portal.accounts.models import Merchant, User
+from portal.accounts.queries import emails_by_id, merchant_names_by_id
 from portal.auth import roles_required
 from portal.catalog import services
 from portal.catalog.exceptions import CatalogError
@@ -33,18 +33,16 @@ READERS = (*MERCHANT, "operator_admin", "category_manager")
 @roles_required(*READERS)
 def uploads():
     page = paginate(db, uploads_query(), request.args.get("page", 1, type=int), per_page=25)
-    user_ids = {u.uploaded_by_id for u in page.items if u.uploaded_by_id}
-    uploaders = dict(db.execute(select(User.id, User.email).where(User.id.in_(user_ids))).tuples().all()) if user_ids else {}
+    uploaders = emails_by_id(db, (u.uploaded_by_id for u in page.items))
     return render_template("catalog/uploads.html", page=page, form=UploadForm(), uploaders=uploaders,
                            merchants=_merchant_names(page.items))
 
 
 def _merchant_names(items: list) -> dict[int, str]:
     """Names of the merchants of a page's rows, for marketplace staff who see every merchant."""
-    if not current_user.is_staff or not items:
+    if not current_user.is_staff:
         return {}
-    ids = {item.merchant_id for item in items}
-    return dict(db.execute(select(Merchant.id, Merchant.name).where(Merchant.id.in_(ids))).tuples().all())
+    return merchant_names_by_id(db, (item.merchant_id for item in items))
 
 
 @bp.post("/uploads")

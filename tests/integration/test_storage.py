@@ -378,15 +378,17 @@ def test_file_list_of_a_base_directory_that_does_not_exist_is_empty(tmp_path: Pa
 # --- S3 backend -------------------------------------------------------------------------
 
 
-def test_s3_large_stream_is_uploaded_in_parts(s3_endpoint: str, s3_admin: Any, s3_prefix: str) -> None:
-    store = S3Storage(
-        f"s3://{BUCKET}/{s3_prefix}",
-        BUCKET,
-        s3_prefix,
-        endpoint_url=s3_endpoint,
-        multipart_threshold=5 * MiB,
-        multipart_chunksize=5 * MiB,
-    )
+@pytest.fixture
+def multipart_store(s3_endpoint: str, s3_prefix: str) -> Iterator[S3Storage]:
+    """An S3 storage that switches to multipart at S3's smallest part size, so tests stay small."""
+    store = S3Storage(f"s3://{BUCKET}/{s3_prefix}", BUCKET, s3_prefix, endpoint_url=s3_endpoint,
+                      multipart_threshold=5 * MiB, multipart_chunksize=5 * MiB)
+    yield store
+    store.close()
+
+
+def test_s3_large_stream_is_uploaded_in_parts(multipart_store: S3Storage, s3_admin: Any, s3_prefix: str) -> None:
+    store = multipart_store
     data = payload(12 * MiB + 5)
 
     # Short reads must still produce full 5 MiB parts: S3 rejects smaller non-final parts.
@@ -398,7 +400,6 @@ def test_s3_large_stream_is_uploaded_in_parts(s3_endpoint: str, s3_admin: Any, s
     assert head["ETag"].strip('"').endswith("-3")
     assert head["ContentLength"] == len(data)
     assert hashlib.sha256(store.get_bytes("exports/full.csv")).digest() == hashlib.sha256(data).digest()
-    store.close()
 
 
 def test_s3_small_object_is_uploaded_in_one_request(s3_storage: Storage, s3_admin: Any, s3_prefix: str) -> None:
@@ -409,15 +410,8 @@ def test_s3_small_object_is_uploaded_in_one_request(s3_storage: Storage, s3_admi
     assert "-" not in head["ETag"]
 
 
-def test_s3_failed_multipart_upload_is_aborted(s3_endpoint: str, s3_admin: Any, s3_prefix: str) -> None:
-    store = S3Storage(
-        f"s3://{BUCKET}/{s3_prefix}",
-        BUCKET,
-        s3_prefix,
-        endpoint_url=s3_endpoint,
-        multipart_threshold=5 * MiB,
-        multipart_chunksize=5 * MiB,
-    )
+def test_s3_failed_multipart_upload_is_aborted(multipart_store: S3Storage, s3_admin: Any, s3_prefix: str) -> None:
+    store = multipart_store
 
     with pytest.raises(StorageError, match="broken.bin"):
         store.put("broken.bin", Reader(payload(12 * MiB), fail_after=7 * MiB))
@@ -425,7 +419,6 @@ def test_s3_failed_multipart_upload_is_aborted(s3_endpoint: str, s3_admin: Any, 
     assert not store.exists("broken.bin")
     uploads = s3_admin.list_multipart_uploads(Bucket=BUCKET, Prefix=s3_prefix).get("Uploads", [])
     assert uploads == []
-    store.close()
 
 
 def test_s3_put_records_the_content_type(s3_storage: Storage, s3_admin: Any, s3_prefix: str) -> None:
