@@ -53,6 +53,18 @@ def write_xlsx(path: Path, rows: int) -> None:
     book.close()
 
 
+def cpu_seconds() -> tuple[float, float | None]:
+    """This process's CPU time, and the whole machine's busy CPU time where /proc/stat tells it."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    own = usage.ru_utime + usage.ru_stime
+    try:
+        fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    except (OSError, ValueError):
+        return own, None
+    idle = fields[3] + fields[4]
+    return own, (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
 def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
@@ -61,6 +73,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--format", choices=("csv", "xlsx"), default="csv")
+    parser.add_argument("--keep-file", metavar="DIR", type=Path,
+                        help="keep the generated file in DIR and reuse it on the next run with the same --rows")
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="portal-bench-"))
@@ -76,11 +90,16 @@ def main() -> None:
     with app.app_context():
         upgrade(app)
 
-    path = work / f"catalog.{args.format}"
+    folder = args.keep_file or work
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"catalog-{args.rows}.{args.format}"
     started = time.perf_counter()
-    (write_csv if args.format == "csv" else write_xlsx)(path, args.rows)
+    if not path.exists():
+        partial = path.with_suffix(".partial")
+        (write_csv if args.format == "csv" else write_xlsx)(partial, args.rows)
+        partial.rename(path)
     size_mb = path.stat().st_size / 1024 ** 2
-    print(f"generated {args.rows:,} rows × 30 columns, {size_mb:,.0f} MB {args.format} in {time.perf_counter() - started:.1f} s")
+    print(f"{args.rows:,} rows × 30 columns, {size_mb:,.0f} MB {args.format}, ready in {time.perf_counter() - started:.1f} s")
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
           f"python {platform.python_version()}, database {url.split(':', 1)[0]}")
 
@@ -92,13 +111,17 @@ def main() -> None:
         principal = Principal(role="merchant_admin", merchant_id=merchant.id)
         for label in ("first import", "re-upload (unchanged)"):
             started = time.perf_counter()
+            own_before, machine_before = cpu_seconds()
             with path.open("rb") as stream:
                 upload = services.receive_upload(db, principal, stream=stream, filename=path.name)
             upload = services.process_upload(db, upload.id, dry_run=False)
             elapsed = time.perf_counter() - started
+            own_after, machine_after = cpu_seconds()
             print(f"{label}: {elapsed:.1f} s, {args.rows / elapsed:,.0f} rows/s, status {upload.status}, "
                   f"created {upload.created:,}, updated {upload.updated:,}, unchanged {upload.unchanged:,}, "
                   f"rejected {upload.rejected:,}, peak RSS {peak_rss_mb():,.0f} MB")
+            busy = "" if machine_before is None else f", the machine's {machine_after - machine_before:.1f} s"
+            print(f"    CPU: this process {own_after - own_before:.1f} s{busy} (the database's share is the rest)")
 
 
 if __name__ == "__main__":

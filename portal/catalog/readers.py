@@ -20,6 +20,9 @@ from typing import BinaryIO
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pa_csv
 from charset_normalizer import from_bytes
 from flask_babel import gettext
 from lxml import etree
@@ -107,8 +110,12 @@ class CatalogFile:
             raise _no_rows()
 
 
-def open_catalog(path: str | Path, filename: str, *, max_bytes: int = MAX_BYTES) -> CatalogFile:
-    """Check the upload enough that an unreadable file fails here, before any row is processed."""
+def open_catalog(path: str | Path, filename: str, *, max_bytes: int = MAX_BYTES, scan: bool = True) -> CatalogFile:
+    """Check the upload enough that an unreadable file fails here, before any row is processed.
+
+    ``scan=False`` skips the pass over a whole CSV file; its checks still run as the rows are read, which
+    is enough when the reading happens in one transaction that a failure rolls back.
+    """
     path = Path(path)
     size = path.stat().st_size
     if size > max_bytes:
@@ -123,7 +130,7 @@ def open_catalog(path: str | Path, filename: str, *, max_bytes: int = MAX_BYTES)
         return _open_xlsx(path)
     if kind == "yml":
         return _open_yml(path, head)
-    return _open_csv(path, head, complete=size <= SAMPLE_BYTES)
+    return _open_csv(path, head, complete=size <= SAMPLE_BYTES, scan=scan)
 
 
 # --- errors -------------------------------------------------------------------------------------------------------
@@ -374,7 +381,7 @@ class _CsvPlan:
     width: int
 
 
-def _open_csv(path: Path, head: bytes, *, complete: bool) -> CatalogFile:
+def _open_csv(path: Path, head: bytes, *, complete: bool, scan: bool = True) -> CatalogFile:
     encoding = _detect_encoding(path, head, complete)
     text = _sample_text(head, encoding, complete)
     if not text.strip():
@@ -395,8 +402,9 @@ def _open_csv(path: Path, head: bytes, *, complete: bool) -> CatalogFile:
     width = _width(header, data)
     plan = _CsvPlan(encoding, delimiter, cr_lines, records[header_row - 1][1], width)
     # One quick pass over the whole file: encoding switches, binary junk and giant lines fail the upload now.
-    with _CheckedStream(path, plan) as stream:
-        stream.scan()
+    if scan:
+        with _CheckedStream(path, plan) as stream:
+            stream.scan()
     columns = _column_names(header[:width] + [""] * (width - len(header)))
     return CatalogFile(
         format="csv", columns=columns, header_row=header_row, encoding=encoding.name, delimiter=delimiter,
@@ -516,6 +524,7 @@ class _CheckedStream(io.RawIOBase):
         self._line = 0          # physical lines fully seen
         self._line_bytes = 0    # bytes of the line still open at the end of the last block
         self._buffer = b""
+        self.tail = b""         # the bytes after the last line break so far: the last line, when it is unended
         self._offset = 0
         self._done = False
 
@@ -556,6 +565,8 @@ class _CheckedStream(io.RawIOBase):
             out = out.replace(b"\r", b"\n")
         newlines = self._check_line_lengths(out)
         self._line += newlines
+        last_break = out.rfind(b"\n")
+        self.tail = out[last_break + 1:] if last_break >= 0 else self.tail + out
         return self._after_header(out, newlines)
 
     def _refuse_utf8_runs(self, raw: bytes) -> None:
@@ -602,6 +613,91 @@ def _family(name: str) -> str:
 
 def _csv_chunks(path: Path, plan: _CsvPlan, columns: list[str], header_row: int,
                 size: int) -> Iterator[pd.DataFrame]:
+    """Arrow's CSV reader (C++, several threads, no Python objects per cell) for files it reads exactly
+    as pandas would; the rest of the file goes through pandas' reader, which pads short rows, cuts long
+    ones and names the row of an unclosed quote."""
+    fast = _ArrowCsv(path, plan, columns, header_row, size)
+    try:
+        yield from fast.chunks()
+    except _NeedsPandas:
+        yield from _pandas_csv_chunks(path, plan, columns, header_row, size, skip=fast.records_done)
+
+
+class _NeedsPandas(Exception):
+    """The Arrow reader met a row it would read differently from pandas (or not at all)."""
+
+
+class _ArrowCsv:
+    BLOCK = 8 * MB
+
+    def __init__(self, path: Path, plan: _CsvPlan, columns: list[str], header_row: int, size: int):
+        self.path, self.plan, self.columns, self.header_row, self.size = path, plan, columns, header_row, size
+        self.records_done = 0  # records (blank ones too) already handed out as chunks
+
+    def chunks(self) -> Iterator[pd.DataFrame]:
+        names = [str(i) for i in range(self.plan.width)]
+        read = pa_csv.ReadOptions(block_size=self.BLOCK, skip_rows=1, column_names=names)  # row 1: the stand-in
+        parse = pa_csv.ParseOptions(delimiter=self.plan.delimiter, quote_char='"', double_quote=True,
+                                    escape_char=False, newlines_in_values=True, ignore_empty_lines=False)
+        convert = pa_csv.ConvertOptions(column_types=dict.fromkeys(names, pa.large_string()), check_utf8=False,
+                                        strings_can_be_null=False, quoted_strings_can_be_null=False)
+        pending: list[pa.RecordBatch] = []
+        buffered = 0
+        with _CheckedStream(self.path, self.plan) as stream:
+            try:
+                reader = pa_csv.open_csv(stream, read_options=read, parse_options=parse, convert_options=convert)
+            except pa.ArrowInvalid:
+                raise _NeedsPandas from None  # a ragged or broken first block
+            with reader:
+                while True:
+                    try:
+                        batch = reader.read_next_batch()
+                    except StopIteration:
+                        break
+                    except pa.ArrowInvalid:
+                        raise _NeedsPandas from None  # a row with too few or too many cells
+                    pending.append(batch)
+                    buffered += batch.num_rows
+                    # At least one row stays behind until the end, so the last row is checked before it goes.
+                    while buffered > self.size:
+                        table = pa.Table.from_batches(pending)
+                        yield self._frame(table.slice(0, self.size))
+                        rest = table.slice(self.size)
+                        pending, buffered = rest.to_batches(), rest.num_rows
+            tail = stream.tail
+        if buffered:
+            table = pa.Table.from_batches(pending)
+            self._check_last_record(table, tail)
+            yield self._frame(table)
+
+    def _frame(self, table: pa.Table) -> pd.DataFrame:
+        frame = table.to_pandas()
+        start = self.records_done + 1  # the stand-in header is record 0, as in pandas' reading
+        frame.index = pd.RangeIndex(start, start + len(frame))
+        self.records_done += len(frame)
+        return _csv_frame(frame, self.columns, self.header_row)
+
+    def _check_last_record(self, table: pa.Table, tail: bytes) -> None:
+        """Arrow takes a quote left open at the end of the file as a cell running to the end; pandas names it.
+
+        A cell of the last row that holds a line break, or a last line without one that pandas cannot
+        parse, sends the file to pandas.
+        """
+        last = table.slice(table.num_rows - 1)
+        for column in last.columns:
+            if pc.any(pc.match_substring(column, "\n")).as_py() or pc.any(pc.match_substring(column, "\r")).as_py():
+                raise _NeedsPandas
+        if b'"' in tail:
+            try:
+                pd.read_csv(io.BytesIO(tail), sep=self.plan.delimiter, header=None, dtype=str, engine="c",
+                            keep_default_na=False, na_filter=False, quotechar='"', doublequote=True)
+            except pd.errors.ParserError:
+                raise _NeedsPandas from None
+
+
+def _pandas_csv_chunks(path: Path, plan: _CsvPlan, columns: list[str], header_row: int,
+                       size: int, *, skip: int = 0) -> Iterator[pd.DataFrame]:
+    """pandas' reader; the first ``skip`` records after the header were read already and are left out."""
     with _CheckedStream(path, plan) as stream:
         reader = pd.read_csv(
             stream, sep=plan.delimiter, header=None, names=range(plan.width), usecols=range(plan.width),
@@ -613,7 +709,10 @@ def _csv_chunks(path: Path, plan: _CsvPlan, columns: list[str], header_row: int,
                 # The stand-in header line is row 0 of the first read: ask for one more so chunks stay full.
                 frame = reader.get_chunk(size + 1).iloc[1:]
                 while True:
-                    yield _csv_frame(frame, columns, header_row)
+                    if skip:
+                        frame = frame.loc[frame.index > skip]
+                    if len(frame):
+                        yield _csv_frame(frame, columns, header_row)
                     frame = reader.get_chunk(size)
             except (StopIteration, pd.errors.EmptyDataError):
                 return  # chunks() tells the merchant when nothing at all was read

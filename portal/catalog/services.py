@@ -33,6 +33,7 @@ from portal.catalog.bulk import (
     upsert_products,
 )
 from portal.catalog.exceptions import CatalogError, UploadBusy
+from portal.catalog.hashing import row_hashes
 from portal.catalog.fields import FIELD_NAMES, REQUIRED_FOR_NEW, check_mapping, suggest_mapping
 from portal.catalog.models import ColumnTemplate, Product, ProductEvent, Upload, UploadIssue
 from portal.catalog.readers import CatalogFile, UnreadableFile, open_catalog
@@ -213,7 +214,9 @@ def process_upload(db: Session, upload_id: int, *, dry_run: bool, progress: Prog
             shutil.copyfileobj(source, out, 1024 * 1024)
         run = _Run(upload=upload, principal=principal, dry_run=dry_run, now=utcnow())
         try:
-            catalog = open_catalog(local, upload.filename, max_bytes=current_app.config["MAX_CONTENT_LENGTH"])
+            # The file was checked whole when it was received; reading it checks it again as it goes.
+            catalog = open_catalog(local, upload.filename, max_bytes=current_app.config["MAX_CONTENT_LENGTH"],
+                                   scan=False)
             _process(db, run, catalog, local, progress)
         except (UnreadableFile, CatalogError) as exc:
             db.rollback()
@@ -313,9 +316,7 @@ def _ahead(items: Iterator[Any]) -> Iterator[Any]:
 
 def source_hash(chunk: pd.DataFrame, columns: list[str], mapping: dict[str, str]) -> pd.Series:
     """A fingerprint of each file row as sent, with the mapping it is read with."""
-    fingerprint = json.dumps(sorted(mapping.items()), ensure_ascii=False)
-    hashes = pd.util.hash_pandas_object(chunk[list(columns)].assign(__mapping__=fingerprint), index=False).to_numpy()
-    return pd.Series([f"{h:016x}" for h in hashes.tolist()], index=chunk.index, dtype=str)
+    return row_hashes(chunk, list(columns), prefix=json.dumps(sorted(mapping.items()), ensure_ascii=False))
 
 
 def _same_as_applied(chunk: pd.DataFrame, skus: pd.Series, existing: pd.DataFrame, seen: dict[str, int]) -> pd.Series:
@@ -381,11 +382,7 @@ def _apply_chunk(db: Session, run: _Run, catalog: CatalogFile, chunk: pd.DataFra
 
 def content_hash(frame: pd.DataFrame) -> pd.Series:
     """A fingerprint of each product's content: equal content, equal hash; unchanged rows are not rewritten."""
-    if frame.empty:
-        return pd.Series([], index=frame.index, dtype=str)
-    # Each column hashed natively and the hashes combined: no per-row Python, no joined strings.
-    hashes = pd.util.hash_pandas_object(frame[list(CONTENT)].astype(str), index=False).to_numpy()
-    return pd.Series([f"{h:016x}" for h in hashes.tolist()], index=frame.index, dtype=str)
+    return row_hashes(frame, list(CONTENT))
 
 
 def _merge(clean: pd.DataFrame, existing: pd.DataFrame, present: set[str], attribute_columns: list[str],

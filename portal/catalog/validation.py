@@ -17,8 +17,15 @@ ROW = "__row__"
 MAX_LENGTH = {"sku": 128, "title": 500, "brand": 200, "category": 500, "description": 20000}
 CURRENCIES = frozenset(list_currencies())
 CURRENCY_ALIASES = {"РУБ": "RUB", "РУБ.": "RUB", "Р": "RUB", "Р.": "RUB", "₽": "RUB", "RUR": "RUB", "$": "USD", "€": "EUR"}
-URL_RE = re.compile(r"^https?://[^\s/$.?#][^\s]*$", re.IGNORECASE)
-_CURRENCY_MARKS = r"(?i)(₽|руб\.?|р\.|\brub\b|\brur\b|\$|€|\busd\b|\beur\b)"
+# Patterns are written for Arrow's RE2 engine, which pandas uses for them when they avoid \s, \d, \b and
+# \u escapes (those send every value through Python's re): whitespace and digits are spelled out.
+WHITESPACE = " \t\n\r\f\v\u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u202f\u205f\u3000"
+_WS = f"[{WHITESPACE}]"
+URL_PATTERN = f"^https?://[^{WHITESPACE}/$.?#][^{WHITESPACE}]*$"
+URL_RE = re.compile(URL_PATTERN, re.IGNORECASE)
+# A currency written before or after the amount (spaces already removed): "1299 руб.", "$1299", "1 299 RUB".
+_MARK = r"(?:руб\.?|р\.?|rub|rur|usd|eur|₽|\$|€)"
+_CURRENCY_MARKS = f"(?i)^{_MARK}|{_MARK}$"
 
 # Stable codes -> message templates; rendered in the reader's language when shown.
 MESSAGES: dict[str, Any] = {
@@ -93,25 +100,29 @@ def _plain(value: Any) -> Any:
 
 def parse_prices(raw: pd.Series) -> tuple[pd.Series, pd.Series]:
     """Normalised "1299.00" strings, and an error code per value ("" when fine, NaN-free)."""
-    text = raw.str.replace(r"[\s\u00a0\u202f']", "", regex=True).str.replace(_CURRENCY_MARKS, "", regex=True)
+    text = raw.str.replace(f"[{WHITESPACE}']", "", regex=True).str.replace(_CURRENCY_MARKS, "", regex=True)
     commas = text.str.count(",")
     dots = text.str.count(r"\.")
-    last_comma = text.str.rfind(",") > text.str.rfind(".")
+    # Which separator comes last: the first one found in the reversed text.
+    reversed_text = pc.utf8_reverse(pa.array(text))
+    comma_from_end = pc.find_substring(reversed_text, ",").to_numpy(zero_copy_only=False)
+    dot_from_end = pc.find_substring(reversed_text, ".").to_numpy(zero_copy_only=False)
+    last_comma = pd.Series(comma_from_end < dot_from_end, index=raw.index)
     both = (commas > 0) & (dots > 0)
     out = text.copy()
     # Both separators: the last one is the decimal point, the other groups thousands.
     out = out.mask(both & last_comma, text.str.replace(".", "", regex=False).str.replace(",", ".", regex=False))
     out = out.mask(both & ~last_comma, text.str.replace(",", "", regex=False))
     only_comma = (commas > 0) & (dots == 0)
-    ambiguous = only_comma & (commas == 1) & text.str.fullmatch(r"\d{1,3},\d{3}")
+    ambiguous = only_comma & (commas == 1) & text.str.fullmatch(r"[0-9]{1,3},[0-9]{3}")
     out = out.mask(only_comma & (commas == 1), text.str.replace(",", ".", regex=False))
     out = out.mask(only_comma & (commas > 1), text.str.replace(",", "", regex=False))
     only_dots = (dots > 1) & (commas == 0)
     out = out.mask(only_dots, text.str.replace(".", "", regex=False))
-    valid = out.str.fullmatch(r"\d+(\.\d{1,2})?")
+    valid = out.str.fullmatch(r"[0-9]+(\.[0-9]{1,2})?")
     parts = out.str.partition(".")
     whole = parts[0].str.lstrip("0").replace("", "0")
-    frac = parts[2].str.ljust(2, "0")
+    frac = parts[2].str.pad(2, side="right", fillchar="0")
     normalised = (whole + "." + frac).where(valid, "")
     code = pd.Series("", index=raw.index, dtype=object)
     code = code.mask(~valid, "price_invalid")
@@ -132,16 +143,17 @@ def gs1_check_digit_ok(digits: pd.Series) -> tuple[pd.Series, pd.Series]:
 
 def parse_gtins(raw: pd.Series) -> tuple[pd.Series, pd.Series, pd.Series]:
     """Digits, an error code per value, and the expected check digit where it was wrong."""
-    text = raw.str.replace(r"\s", "", regex=True)
+    text = raw.str.replace(_WS, "", regex=True)
     # 4601234567893.0: a number cell written back with a decimal part.
-    float_like = text.str.fullmatch(r"\d+\.0+")
-    text = text.mask(float_like, text.str.replace(r"\.0+$", "", regex=True))
-    digits = text.where(text.str.fullmatch(r"\d+"), "")
+    float_like = text.str.fullmatch(r"[0-9]+\.0+")
+    if float_like.any():
+        text = text.mask(float_like, text.str.replace(r"\.0+$", "", regex=True))
+    digits = text.where(text.str.fullmatch(r"[0-9]+"), "")
     code = pd.Series("", index=raw.index, dtype=object)
     # 4.601234567893E+12: exact only when the mantissa holds every digit (regexes only if any is there).
     maybe_sci = text.str.contains("[eE]", regex=True)
     if maybe_sci.any():
-        sci = text.str.extract(r"^(\d)[.,](\d+)[eE]\+?(\d+)$")
+        sci = text.str.extract(r"^([0-9])[.,]([0-9]+)[eE]\+?([0-9]+)$")
         is_sci = sci[0].notna()
     else:
         is_sci = maybe_sci
@@ -164,8 +176,8 @@ def parse_gtins(raw: pd.Series) -> tuple[pd.Series, pd.Series, pd.Series]:
 
 
 def parse_stock(raw: pd.Series) -> tuple[pd.Series, pd.Series]:
-    text = raw.str.replace(r"[\s\u00a0]", "", regex=True)
-    whole = text.str.fullmatch(r"\d+(?:[.,]0+)?")
+    text = raw.str.replace(_WS, "", regex=True)
+    whole = text.str.fullmatch(r"[0-9]+(?:[.,]0+)?")
     ok = whole | (text == "")
     number = text.str.replace(r"[.,]0+$", "", regex=True).where(whole, "0")
     values = pd.to_numeric(number, errors="coerce").fillna(0).astype("int64")
@@ -174,32 +186,65 @@ def parse_stock(raw: pd.Series) -> tuple[pd.Series, pd.Series]:
     return values, code
 
 
-def json_text(values: pd.Series) -> pd.Series:
-    """Values escaped for a JSON string, vectorised; control characters are dropped."""
-    if not values.str.contains(r'["\\\x00-\x1f]', regex=True).any():
-        return values  # the usual case: nothing to escape
-    return (values.str.replace("\\", "\\\\", regex=False).str.replace('"', '\\"', regex=False)
-            .str.replace("\n", "\\n", regex=False).str.replace("\r", "\\r", regex=False)
-            .str.replace("\t", "\\t", regex=False).str.replace(r"[\x00-\x08\x0b\x0c\x0e-\x1f]", "", regex=True))
-
-
 def images_json(raw: pd.Series) -> tuple[pd.Series, pd.Series]:
-    """Image lists as compact JSON arrays, and the first bad URL of each row ("" when all are fine)."""
-    text = raw.str.strip(" ,;\t\r\n")
-    parts = json_text(text).str.split(r"[,;\s]+", regex=True)
-    exploded = parts.explode()
-    bad_url = exploded.where(~exploded.str.match(URL_RE.pattern, case=False) & (exploded != ""))
-    first_bad = bad_url.groupby(level=0).first().reindex(raw.index).fillna("").astype(str)
-    joined = ('["' + parts.str.join('","') + '"]').where(text != "", "[]")
-    return joined.astype(str), first_bad.str.replace('\\"', '"', regex=False)
+    """Image lists as compact JSON arrays, and the first bad URL of each row ("" when all are fine).
+
+    Split, checked and joined with Arrow's kernels: no Python object per link.
+    """
+    kind = pa.large_string()
+    text = _arrow_text(raw)
+    text = pc.utf8_trim(text, " ,;\t\r\n")
+    parts = pc.split_pattern_regex(_json_escaped(text), f"[,;{WHITESPACE}]+")
+    links = pc.list_flatten(parts)
+    owners = pc.list_parent_indices(parts).to_numpy()
+    bad = pc.and_(pc.invert(pc.match_substring_regex(links, URL_PATTERN, ignore_case=True)),
+                  pc.not_equal(links, pa.scalar("", kind))).to_numpy(zero_copy_only=False)
+    first_bad = np.full(len(raw), "", dtype=object)
+    if bad.any():
+        rows, first = np.unique(owners[bad], return_index=True)
+        bad_links = links.filter(pa.array(bad)).take(pa.array(first)).to_pylist()
+        first_bad[rows] = [link.replace('\\"', '"') for link in bad_links]
+    joined = pc.binary_join_element_wise(pa.scalar('["', kind), pc.binary_join(parts, pa.scalar('","', kind)),
+                                         pa.scalar('"]', kind), pa.scalar("", kind))
+    joined = pc.if_else(pc.equal(text, pa.scalar("", kind)), pa.scalar("[]", kind), joined)
+    return _series(joined, raw.index), pd.Series(first_bad, index=raw.index, dtype=str)
 
 
-_NEEDS_ESCAPE = r'["\\\x00-\x1f]'
+def _arrow_text(values: pd.Series) -> pa.Array:
+    """A text column as one Arrow large_string array (zero-copy for Arrow-backed columns)."""
+    array = pa.array(values.astype(str))
+    if isinstance(array, pa.ChunkedArray):
+        array = array.combine_chunks()
+    return array.cast(pa.large_string()) if array.type != pa.large_string() else array
+
+
+def _series(array: pa.Array | pa.ChunkedArray, index: pd.Index) -> pd.Series:
+    if isinstance(array, pa.Array):
+        array = pa.chunked_array([array])
+    return pd.Series(pd.arrays.ArrowStringArray(array), index=index).astype(str)
+
+
+_ESCAPED_BYTES = np.zeros(256, dtype=bool)
+_ESCAPED_BYTES[[*range(32), ord('"'), ord("\\")]] = True
+
+
+def _needs_escaping(values: pa.ChunkedArray | pa.Array) -> bool:
+    """Whether any value holds a quote, a backslash or a control character: one pass over the bytes."""
+    chunks = values.chunks if isinstance(values, pa.ChunkedArray) else [values]
+    for chunk in chunks:
+        if len(chunk) == 0 or chunk.buffers()[2] is None:
+            continue
+        offsets = np.frombuffer(chunk.buffers()[1], dtype=np.int64 if chunk.type == pa.large_string() else np.int32)
+        start, end = int(offsets[chunk.offset]), int(offsets[chunk.offset + len(chunk)])
+        data = np.frombuffer(chunk.buffers()[2], dtype=np.uint8)[start:end]
+        if _ESCAPED_BYTES[data].any():
+            return True
+    return False
 
 
 def _json_escaped(values: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa.Array:
     """Arrow strings escaped for a JSON string; control characters other than \\n \\r \\t are dropped."""
-    if not pc.any(pc.match_substring_regex(values, _NEEDS_ESCAPE)).as_py():
+    if not _needs_escaping(values):
         return values  # the usual case: nothing to escape
     for old, new in (("\\", "\\\\"), ('"', '\\"'), ("\n", "\\n"), ("\r", "\\r"), ("\t", "\\t")):
         values = pc.replace_substring(values, old, new)
@@ -209,26 +254,47 @@ def _json_escaped(values: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa.Ar
 def attributes_json(frame: pd.DataFrame, columns: list[str]) -> pd.Series:
     """The attribute columns of each row as a compact JSON object of its non-empty values.
 
-    Built with Arrow's string kernels straight on the columns: a 50,000-row chunk with 20 attribute
-    columns would otherwise spend most of its checking time here.
+    Built in Arrow without a Python object per cell: every row becomes a list of pieces ("{", then
+    '"name":"' or ',"name":"', the escaped value and a closing quote for each non-empty cell, then "}"),
+    gathered from the columns with one ``take`` and joined with one ``binary_join``.
     """
-    if not columns:
+    rows = len(frame)
+    if not columns or rows == 0:
         return pd.Series("{}", index=frame.index, dtype=str)
-    pieces = []
-    for name in columns:
-        value = pc.utf8_trim_whitespace(pa.array(frame[name].astype(str)))
-        kind = value.type
-        # Each non-empty value becomes ',"name":"value"'; the leading comma of the first is cut below.
-        key = pa.scalar(',' + json.dumps(name, ensure_ascii=False) + ':"', kind)
-        piece = pc.binary_join_element_wise(key, _json_escaped(value), pa.scalar('"', kind), pa.scalar("", kind))
-        pieces.append(pc.if_else(pc.equal(value, pa.scalar("", kind)), pa.scalar("", kind), piece))
-    kind = pieces[0].type
-    joined = pc.binary_join_element_wise(*pieces, pa.scalar("", kind)) if len(pieces) > 1 else pieces[0]
-    result = pc.binary_join_element_wise(pa.scalar("{", kind), pc.utf8_slice_codeunits(joined, 1),
-                                         pa.scalar("}", kind), pa.scalar("", kind))
-    if isinstance(result, pa.Array):
-        result = pa.chunked_array([result])
-    return pd.Series(pd.arrays.ArrowStringArray(result), index=frame.index).astype(str)
+    kind = pa.large_string()
+    values = [_json_escaped(pc.utf8_trim_whitespace(_arrow_text(frame[name]))) for name in columns]
+    filled = np.stack([pc.not_equal(v, pa.scalar("", kind)).to_numpy(zero_copy_only=False) for v in values], axis=1)
+    width = len(columns)
+    keys = [json.dumps(name, ensure_ascii=False) + ':"' for name in columns]
+    # The pool the pieces are taken from: [first keys | later keys | values | quote, "{", "}"], each
+    # block of columns laid out column by column, so piece (row r, column c) of a block is c * rows + r.
+    pool = pa.concat_arrays([
+        *(pa.repeat(pa.scalar(key, kind), rows) for key in keys),
+        *(pa.repeat(pa.scalar("," + key, kind), rows) for key in keys),
+        *values,
+        pa.array(['"', "{", "}"], kind),
+    ])
+    quote, opening, closing = 3 * width * rows, 3 * width * rows + 1, 3 * width * rows + 2
+    owner, column = np.nonzero(filled)  # row by row, columns in order
+    first = np.ones(owner.size, dtype=bool)
+    first[1:] = owner[1:] != owner[:-1]
+    pieces = np.empty(owner.size * 3, dtype=np.int64)
+    pieces[0::3] = np.where(first, column, width + column) * rows + owner
+    pieces[1::3] = (2 * width + column) * rows + owner
+    pieces[2::3] = quote
+    counts = filled.sum(axis=1) * 3 + 2
+    ends = np.cumsum(counts)
+    order = np.empty(int(ends[-1]), dtype=np.int64)
+    starts = ends - counts
+    order[starts] = opening
+    order[ends - 1] = closing
+    inner = np.ones(order.size, dtype=bool)
+    inner[starts] = False
+    inner[ends - 1] = False
+    order[inner] = pieces
+    offsets = np.concatenate([[0], ends]).astype(np.int64)
+    lists = pa.LargeListArray.from_arrays(pa.array(offsets), pool.take(pa.array(order)))
+    return _series(pc.binary_join(lists, pa.scalar("", kind)), frame.index)
 
 
 def validate_chunk(
@@ -260,7 +326,7 @@ def validate_chunk(
         if name in by_field:
             value = _col(frame, by_field[name])
             if name == "title":
-                value = value.str.replace(r"\s+", " ", regex=True)
+                value = value.str.replace(f"{_WS}+", " ", regex=True)
             clean[name] = value
     for name, limit in MAX_LENGTH.items():
         if name in clean:

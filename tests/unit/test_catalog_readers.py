@@ -494,6 +494,59 @@ def test_unclosed_quote_is_reported_with_its_row(tmp_path):
     assert "row 3" in error.message
 
 
+def test_unclosed_quote_on_an_unended_last_line_is_reported(tmp_path):
+    path = tmp_path / "c.csv"
+    path.write_text('sku,title\nA-1,x\nA-2,"never closed', encoding="utf-8")
+    error = fails(path)
+    assert error.code == "broken_csv"
+    assert "row 3" in error.message
+
+
+TRICKY_CSV = [
+    # a row with a cell too many and one with a cell too few, after the sample and several blocks of good rows
+    "sku;title;price\n" + "".join(f"A-{n};Товар {n};{n}0\n" for n in range(250)) + "B-1;x;1;extra\nB-2;y\nB-3;z;3\n",
+    # quotes inside cells, doubled quotes, a cell with line breaks and a blank line in the middle
+    'sku;title;price\nA-1;Экран 15,6";10\n"A-2";"Кружка ""Лето""";5\n\nA-4;"две\nстроки";7\n' * 6 + "A-9;t;1\n",
+    # the last row's cell holds a line break
+    "sku;title;price\n" + "".join(f"A-{n};t;1\n" for n in range(30)) + 'Z-1;"последняя\nстрока";9\n',
+    # blank lines at the end, a last line without a line break
+    "sku;title;price\n" + "".join(f"A-{n};t;1\n" for n in range(30)) + "\n\nZ-2;t;2",
+]
+
+
+@pytest.mark.parametrize(("text", "arrow_rows_first"), list(zip(TRICKY_CSV, [True, False, True, False])))
+def test_arrow_reader_reads_exactly_as_pandas_does(tmp_path, monkeypatch, text, arrow_rows_first):
+    from portal.catalog import readers
+
+    path = tmp_path / "c.csv"
+    path.write_text(text, encoding="utf-8")
+    catalog = open_catalog(path, "c.csv")
+    pandas_reader = readers._pandas_csv_chunks
+    skips: list[int] = []
+
+    def only_pandas(self):
+        raise readers._NeedsPandas
+        yield  # a generator, like the method it stands in for
+
+    def recording(*args, skip=0, **kwargs):
+        skips.append(skip)
+        return pandas_reader(*args, skip=skip, **kwargs)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(readers._ArrowCsv, "chunks", only_pandas)
+        expected = read_all(catalog, size=30)
+    # Small Arrow blocks: several chunks are handed out before a ragged row sends the rest to pandas.
+    monkeypatch.setattr(readers._ArrowCsv, "BLOCK", 64)
+    monkeypatch.setattr(readers, "_pandas_csv_chunks", recording)
+    got = read_all(catalog, size=30)
+    assert got.values.tolist() == expected.values.tolist()
+    assert got[ROW].tolist() == expected[ROW].tolist()
+    if arrow_rows_first:
+        assert skips and skips[0] > 0  # Arrow read the start, pandas the rest
+    else:
+        assert skips == []  # Arrow read it all
+
+
 def test_yml_broken_halfway_is_refused_before_any_row_is_read(tmp_path):
     path = write_yml(tmp_path / "feed.yml", OFFERS * 10, CATEGORIES)
     text = path.read_text(encoding="utf-8")
