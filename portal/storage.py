@@ -4,7 +4,10 @@ from __future__ import annotations
 import abc
 import io
 import os
+import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, BinaryIO
 from urllib.parse import urlsplit
@@ -86,6 +89,15 @@ class Storage(abc.ABC):
         with self.open(key) as stream:
             return stream.read()
 
+    @contextmanager
+    def local_file(self, key: str) -> Iterator[Path]:
+        """A local file holding the key's bytes, for readers that need a path; the caller only reads it."""
+        with tempfile.TemporaryDirectory(prefix="portal-storage-") as tmp:
+            path = Path(tmp) / "blob"
+            with self.open(key) as source, path.open("wb") as out:
+                shutil.copyfileobj(source, out, CHUNK_SIZE)
+            yield path
+
     @abc.abstractmethod
     def exists(self, key: str) -> bool: ...
 
@@ -150,6 +162,14 @@ class FileStorage(Storage):
                     os.unlink(tmp_name)
                 except FileNotFoundError:
                     pass
+
+    @contextmanager
+    def local_file(self, key: str) -> Iterator[Path]:
+        """The stored file itself: no copy."""
+        path = self._path(key)
+        if not path.is_file():
+            raise StorageKeyNotFound(f"Key {key!r} not found in {self.url}")
+        yield path
 
     def open(self, key: str) -> BinaryIO:
         try:

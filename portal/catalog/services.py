@@ -208,10 +208,7 @@ def process_upload(db: Session, upload_id: int, *, dry_run: bool, progress: Prog
                           user_id=upload.uploaded_by_id, token_id=upload.uploaded_by_token_id)
     upload.status, upload.dry_run = "running", dry_run
     db.commit()
-    with force_locale(upload.locale), tempfile.TemporaryDirectory(prefix="portal-process-") as tmp:
-        local = Path(tmp) / _safe_filename(upload.filename)
-        with get_storage().open(upload.storage_key) as source, local.open("wb") as out:
-            shutil.copyfileobj(source, out, 1024 * 1024)
+    with force_locale(upload.locale), get_storage().local_file(upload.storage_key) as local:
         run = _Run(upload=upload, principal=principal, dry_run=dry_run, now=utcnow())
         try:
             # The file was checked whole when it was received; reading it checks it again as it goes.
@@ -260,13 +257,16 @@ def _process(db: Session, run: _Run, catalog: CatalogFile, local: Path, progress
     done = 0
     if not run.dry_run:
         lock_merchant_catalog(db, upload.merchant_id)
+    # A merchant's first catalog has nothing to compare with: its rows need no look-ups at all.
+    catalog_empty = db.scalar(scope(select(Product.id), Product, run.principal).limit(1)) is None
     if progress:
         progress(0, total)
     sku_column = next(c for c, f in mapping.items() if f == "sku")
-    # The database works in its own process. While it writes one chunk (on one thread and this
-    # transaction's connection), another connection looks up the next chunk's products and this
-    # thread checks that chunk. The look-ups see the catalog as it was before this upload, which is
-    # what they need: a file's SKUs are unique, so no chunk changes another chunk's products.
+    # The database works in its own process. While it writes earlier chunks (on one thread and this
+    # transaction's connection), another connection looks up the next chunk's products (and the old
+    # values that history and attribute merging need) and this thread checks that chunk. The look-ups
+    # see the catalog as it was before this upload, which is what they need: a file's SKUs are
+    # unique, so no chunk changes another chunk's products.
     lookup_session = Session(bind=db.get_bind())
     try:
         # Leaving this block waits for both threads, so the look-up session is closed only when idle.
@@ -275,10 +275,15 @@ def _process(db: Session, run: _Run, catalog: CatalogFile, local: Path, progress
 
             def look_up(chunk: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series, Future[pd.DataFrame]]:
                 skus = chunk[sku_column].astype(str).str.strip()
-                wanted = skus[skus != ""].unique().tolist()
+                wanted = [] if catalog_empty else skus[skus != ""].unique().tolist()
                 return chunk, skus, lookups.submit(_existing, lookup_session, run.principal, wanted, present)
 
-            pending: Future[None] | None = None
+            def read(query: Callable[..., Any], *args: Any) -> Any:
+                """Run a read of the catalog as it was before this upload, on the look-up connection."""
+                return lookups.submit(query, lookup_session, *args).result()
+
+            # Writes queue on the database thread; at most two chunks wait there, to bound memory.
+            pending: list[Future[None]] = []
             # One chunk ahead: the next chunk is read while the current one's products are looked up.
             for chunk, skus, lookup in _ahead(map(look_up, catalog.chunks(CHUNK_ROWS))):
                 chunk["__source__"] = source_hash(chunk, catalog.columns, mapping)
@@ -287,18 +292,19 @@ def _process(db: Session, run: _Run, catalog: CatalogFile, local: Path, progress
                 run.counts["rows"] += int(same.sum())
                 run.counts["unchanged"] += int(same.sum())
                 fresh = chunk.loc[~same]
-                checked = validate_chunk(fresh, mapping, seen) if len(fresh) else None
-                if pending is not None:
-                    pending.result()
-                    pending = None
-                if checked is not None:
-                    pending = _apply_chunk(db, run, catalog, fresh, skus.loc[fresh.index], existing, checked, mapping,
-                                           present, attribute_columns, database)
+                if len(fresh):
+                    checked = validate_chunk(fresh, mapping, seen)
+                    write = _apply_chunk(db, run, catalog, fresh, skus.loc[fresh.index], existing, checked, mapping,
+                                         present, attribute_columns, read)
+                    if write is not None:
+                        while len(pending) >= 2:
+                            pending.pop(0).result()
+                        pending.append(database.submit(write))
                 done += len(chunk)
                 if progress:
                     progress(min(done, total), max(total, done))
-            if pending is not None:
-                pending.result()
+            for write_done in pending:
+                write_done.result()
     finally:
         lookup_session.close()
     _finish(db, run, seen)
@@ -337,11 +343,15 @@ def _same_as_applied(chunk: pd.DataFrame, skus: pd.Series, existing: pd.DataFram
 
 def _apply_chunk(db: Session, run: _Run, catalog: CatalogFile, chunk: pd.DataFrame, skus: pd.Series,
                  existing: pd.DataFrame, checked: Any, mapping: dict[str, str], present: set[str],
-                 attribute_columns: list[str], writer: ThreadPoolExecutor) -> Future[None] | None:
-    """Compare one checked chunk with the catalog, count and report it, and hand its writes to ``writer``."""
+                 attribute_columns: list[str], read: Callable[..., Any]) -> Callable[[], None] | None:
+    """Compare one checked chunk with the catalog, count and report it, and return its writes.
+
+    ``read`` runs a query against the catalog as it was before the upload, away from ``db``, whose
+    connection may be busy writing an earlier chunk.
+    """
     upload = run.upload
     merged = _merge(checked.clean, existing, present, attribute_columns,
-                    lambda ids: _old_attributes(db, run.principal, ids))
+                    lambda ids: read(_old_attributes, run.principal, ids))
     missing = merged["missing"] != ""
     errors = list(checked.errors) + [
         {"row": int(r), "column": next(c for c, f in mapping.items() if f == field) if field in present else None,
@@ -352,7 +362,7 @@ def _apply_chunk(db: Session, run: _Run, catalog: CatalogFile, chunk: pd.DataFra
     rejected = sorted(set(checked.rejected) | set(merged.index[missing]))
     merged = merged.loc[~missing]
     _count(run, merged, mapping)
-    events = _events(db, run, merged.loc[merged["kind"] == "updated"])
+    events = _events(read, run, merged.loc[merged["kind"] == "updated"])
     noops = int((merged["kind"] == "updated").sum()) - len(events)
     run.counts["updated"] += len(events)
     run.counts["unchanged"] += noops
@@ -377,7 +387,7 @@ def _apply_chunk(db: Session, run: _Run, catalog: CatalogFile, chunk: pd.DataFra
         insert_events(db, events)
         set_last_errors(db, upload.merchant_id, last_errors)
 
-    return writer.submit(write)
+    return write
 
 
 def content_hash(frame: pd.DataFrame) -> pd.Series:
@@ -467,7 +477,7 @@ def _count(run: _Run, merged: pd.DataFrame, mapping: dict[str, str]) -> None:
                             "params": {"old": old_price, "new": new_price}})
 
 
-def _events(db: Session, run: _Run, updated: pd.DataFrame) -> list[dict[str, Any]]:
+def _events(read: Callable[..., Any], run: _Run, updated: pd.DataFrame) -> list[dict[str, Any]]:
     """History of the updated products: each changed field with its old and new value.
 
     A row whose hash differs but whose values do not (a hash written by an older version) makes no
@@ -476,7 +486,7 @@ def _events(db: Session, run: _Run, updated: pd.DataFrame) -> list[dict[str, Any
     if updated.empty:
         return []
     upload = run.upload
-    olds = _old_content(db, run.principal, updated["product_id"].astype("int64").tolist())
+    olds = read(_old_content, run.principal, updated["product_id"].astype("int64").tolist())
     events = []
     for record in updated[["product_id", *CONTENT]].to_dict("records"):
         product_id = int(record["product_id"])

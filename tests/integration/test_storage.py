@@ -244,6 +244,17 @@ def test_open_of_a_missing_key_raises_key_not_found(storage: Storage) -> None:
         storage.get_bytes("missing.pdf")
 
 
+def test_local_file_holds_the_stored_bytes(storage: Storage) -> None:
+    storage.put("uploads/catalog.csv", b"sku;title\nA-1;x\n")
+    with storage.local_file("uploads/catalog.csv") as path:
+        assert path.read_bytes() == b"sku;title\nA-1;x\n"
+
+
+def test_local_file_of_a_missing_key_raises_key_not_found(storage: Storage) -> None:
+    with pytest.raises(StorageKeyNotFound), storage.local_file("missing/catalog.csv"):
+        pass
+
+
 def test_key_not_found_is_a_storage_error() -> None:
     assert issubclass(StorageKeyNotFound, StorageError)
 
