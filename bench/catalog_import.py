@@ -44,7 +44,7 @@ def write_csv(path: Path, rows: int) -> None:
 def write_xlsx(path: Path, rows: int) -> None:
     import xlsxwriter
 
-    book = xlsxwriter.Workbook(str(path), {"constant_memory": True, "strings_to_numbers": False, "strings_to_urls": False})
+    book = xlsxwriter.Workbook(str(path), {"strings_to_numbers": False, "strings_to_urls": False})
     sheet = book.add_worksheet()
     for r, row in enumerate(product_rows("bench", rows, random.Random(7), wide=True)):
         if r == 0:

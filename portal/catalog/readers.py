@@ -776,7 +776,9 @@ def _open_xlsx(path: Path) -> CatalogFile:
     def read(size: int) -> Iterator[pd.DataFrame]:
         return _xlsx_chunks(path, name, loaded.pop() if loaded else None, header_row, width, columns, size)
 
-    return CatalogFile(format="xlsx", columns=columns, header_row=header_row, sheet=name, _read=read)
+    # The sheet's height less the header: blank rows count too, so this is what progress is measured against.
+    rows = max(1, sheet.height - header_row)
+    return CatalogFile(format="xlsx", columns=columns, header_row=header_row, sheet=name, rows=rows, _read=read)
 
 
 def _check_zip(path: Path) -> None:
