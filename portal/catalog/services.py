@@ -273,10 +273,13 @@ def _process(db: Session, run: _Run, catalog: CatalogFile, local: Path, progress
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="catalog-db") as database, \
                 ThreadPoolExecutor(max_workers=1, thread_name_prefix="catalog-lookup") as lookups:
 
-            def look_up(chunk: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series, Future[pd.DataFrame]]:
+            def look_up(chunk: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series, Future[tuple[pd.Series, pd.DataFrame]]]:
                 skus = chunk[sku_column].astype(str).str.strip()
-                wanted = [] if catalog_empty else skus[skus != ""].unique().tolist()
-                return chunk, skus, lookups.submit(_existing, lookup_session, run.principal, wanted, present)
+                chunk["__source__"] = source_hash(chunk, catalog.columns, mapping)
+                if catalog_empty:
+                    return chunk, skus, lookups.submit(_nothing_existing, lookup_session, run.principal, present)
+                return chunk, skus, lookups.submit(_look_up_chunk, lookup_session, run.principal, skus,
+                                                   chunk["__source__"], present)
 
             def read(query: Callable[..., Any], *args: Any) -> Any:
                 """Run a read of the catalog as it was before this upload, on the look-up connection."""
@@ -286,9 +289,12 @@ def _process(db: Session, run: _Run, catalog: CatalogFile, local: Path, progress
             pending: list[Future[None]] = []
             # One chunk ahead: the next chunk is read while the current one's products are looked up.
             for chunk, skus, lookup in _ahead(map(look_up, catalog.chunks(CHUNK_ROWS))):
-                chunk["__source__"] = source_hash(chunk, catalog.columns, mapping)
-                existing = lookup.result()
-                same = _same_as_applied(chunk, skus, existing, seen)
+                applied_from, existing = lookup.result()
+                same = _same_as_applied(chunk, skus, applied_from, seen)
+                # A repeat of an unchanged row was not looked up in full; its product is needed after all.
+                missed = skus[~same & skus.isin(applied_from.index) & ~skus.isin(existing.index)].unique().tolist()
+                if missed:
+                    existing = pd.concat([existing, read(_existing, run.principal, missed, present)])
                 run.counts["rows"] += int(same.sum())
                 run.counts["unchanged"] += int(same.sum())
                 fresh = chunk.loc[~same]
@@ -325,20 +331,59 @@ def source_hash(chunk: pd.DataFrame, columns: list[str], mapping: dict[str, str]
     return row_hashes(chunk, list(columns), prefix=json.dumps(sorted(mapping.items()), ensure_ascii=False))
 
 
-def _same_as_applied(chunk: pd.DataFrame, skus: pd.Series, existing: pd.DataFrame, seen: dict[str, int]) -> pd.Series:
+def _same_as_applied(chunk: pd.DataFrame, skus: pd.Series, applied_from: pd.Series, seen: dict[str, int]) -> pd.Series:
     """Rows exactly as last applied to an active product with no pending error: nothing to check or write.
 
-    Their SKUs still count as seen, so a later repeat in the file is reported as a duplicate.
+    ``applied_from`` maps such products' SKUs to the fingerprint of the row they were last applied
+    from. Their SKUs still count as seen, so a later repeat in the file is reported as a duplicate.
     """
-    if existing.empty:
+    if applied_from.empty:
         return pd.Series(False, index=chunk.index)
-    known = skus.map(existing["source_hash"]).fillna("")
-    status = skus.map(existing["status"]).fillna("")
-    clean = skus.map(existing["last_error"].isna()).fillna(False).astype(bool)
+    known = skus.map(applied_from).fillna("")
     repeated = skus.duplicated(keep="first") | pd.Series([s in seen for s in skus.tolist()], index=skus.index)
-    same = (known == chunk["__source__"]) & (status == "active") & clean & ~repeated & (skus != "")
+    same = (known == chunk["__source__"]) & ~repeated & (skus != "")
     seen.update(zip(skus[same].tolist(), chunk.loc[same, ROW].tolist()))
     return same
+
+
+def _look_up_chunk(db: Session, principal: Principal, skus: pd.Series, sources: pd.Series,
+                   present: set[str]) -> tuple[pd.Series, pd.DataFrame]:
+    """First the SKUs whose rows may be unchanged (two short columns), then in full only the others.
+
+    An unchanged re-upload thus reads a fingerprint per product and nothing more.
+    """
+    wanted = skus[skus != ""].unique().tolist()
+    applied_from = _applied_from(db, principal, wanted)
+    if applied_from.empty:
+        return applied_from, _existing(db, principal, wanted, present)
+    candidate = skus.map(applied_from).fillna("") == sources
+    others = skus[(skus != "") & (~candidate | skus.duplicated(keep=False))].unique().tolist()
+    return applied_from, _existing(db, principal, others, present)
+
+
+def _nothing_existing(db: Session, principal: Principal, present: set[str]) -> tuple[pd.Series, pd.DataFrame]:
+    return pd.Series([], dtype=str), _existing(db, principal, [], present)
+
+
+def _applied_from(db: Session, principal: Principal, skus: list[str]) -> pd.Series:
+    """SKU -> fingerprint of the row last applied, for active products without a pending error."""
+    def query(batch: Any) -> Any:
+        return scope(select(Product.sku, Product.source_hash)
+                     .where(batch, Product.status == "active", Product.last_error.is_(None), Product.source_hash != ""),
+                     Product, principal)
+
+    rows: list[Any] = []
+    if not skus:
+        pass
+    elif db.get_bind().dialect.name == "postgresql":
+        rows.extend(db.execute(query(Product.sku == any_(bindparam("skus", skus, type_=ARRAY(String))))).all())
+    else:
+        for start in range(0, len(skus), 10_000):
+            rows.extend(db.execute(query(Product.sku.in_(skus[start:start + 10_000]))).all())
+    if not rows:
+        return pd.Series([], dtype=str)
+    found, hashes = zip(*rows)
+    return pd.Series(hashes, index=pd.Index(found, dtype=str), dtype=str)
 
 
 def _apply_chunk(db: Session, run: _Run, catalog: CatalogFile, chunk: pd.DataFrame, skus: pd.Series,

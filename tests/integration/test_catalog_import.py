@@ -270,6 +270,18 @@ def test_a_row_repeating_an_already_applied_sku_is_still_a_duplicate(app, factor
     assert products(app, merchant.id)["A-1"].title == "Футболка"
 
 
+def test_an_identical_repeat_in_a_later_chunk_is_a_duplicate_and_marks_the_product(app, factory, monkeypatch):
+    from portal.catalog import services
+
+    monkeypatch.setattr(services, "CHUNK_ROWS", 2)
+    merchant = factory.merchant()
+    import_file(app, merchant.id, csv_bytes([HEADER, _row("A-1"), _row("A-2")]))
+    result = import_file(app, merchant.id, csv_bytes([HEADER, _row("A-1"), _row("A-2"), _row("A-1")]))
+    assert (result["unchanged"], result["rejected"]) == (2, 1)
+    assert (result["errors"][0]["row"], result["errors"][0]["code"]) == (4, "sku_duplicate")
+    assert "appears again" in products(app, merchant.id)["A-1"].last_error
+
+
 def test_the_same_file_read_with_another_mapping_is_checked_again(app, factory):
     merchant = factory.merchant()
     content = csv_bytes([["sku", "title", "price", "Производитель"], ["A-1", "X", "10", "Demix"]])
