@@ -366,23 +366,26 @@ def _nothing_existing(db: Session, principal: Principal, present: set[str]) -> t
 
 
 def _applied_from(db: Session, principal: Principal, skus: list[str]) -> pd.Series:
-    """SKU -> fingerprint of the row last applied, for active products without a pending error."""
-    def query(batch: Any) -> Any:
-        return scope(select(Product.sku, Product.source_hash)
-                     .where(batch, Product.status == "active", Product.last_error.is_(None), Product.source_hash != ""),
-                     Product, principal)
+    """SKU -> fingerprint of the row last applied, for active products without a pending error.
 
+    The query has the shape of ``_existing``'s (merchant and SKUs only), so PostgreSQL probes the
+    (merchant, sku) index; status and errors are sorted out here, not by a plan that might scan.
+    """
+    columns = (Product.sku, Product.source_hash, Product.status, Product.last_error.is_(None).label("clean"))
     rows: list[Any] = []
     if not skus:
         pass
     elif db.get_bind().dialect.name == "postgresql":
-        rows.extend(db.execute(query(Product.sku == any_(bindparam("skus", skus, type_=ARRAY(String))))).all())
+        stmt = select(*columns).where(Product.sku == any_(bindparam("skus", skus, type_=ARRAY(String))))
+        rows.extend(db.execute(scope(stmt, Product, principal)).all())
     else:
         for start in range(0, len(skus), 10_000):
-            rows.extend(db.execute(query(Product.sku.in_(skus[start:start + 10_000]))).all())
-    if not rows:
+            stmt = select(*columns).where(Product.sku.in_(skus[start:start + 10_000]))
+            rows.extend(db.execute(scope(stmt, Product, principal)).all())
+    usable = [(sku, source) for sku, source, status, clean in rows if source and status == "active" and clean]
+    if not usable:
         return pd.Series([], dtype=str)
-    found, hashes = zip(*rows)
+    found, hashes = zip(*usable)
     return pd.Series(hashes, index=pd.Index(found, dtype=str), dtype=str)
 
 
