@@ -89,6 +89,11 @@ class Storage(abc.ABC):
         with self.open(key) as stream:
             return stream.read()
 
+    def put_file(self, key: str, path: Path, *, content_type: str | None = None) -> int:
+        """Store the local file ``path`` at ``key``; the file may be moved away in the process."""
+        with path.open("rb") as handle:
+            return self.put(key, handle, content_type=content_type)
+
     @contextmanager
     def local_file(self, key: str) -> Iterator[Path]:
         """A local file holding the key's bytes, for readers that need a path; the caller only reads it."""
@@ -162,6 +167,21 @@ class FileStorage(Storage):
                     os.unlink(tmp_name)
                 except FileNotFoundError:
                     pass
+
+    def put_file(self, key: str, path: Path, *, content_type: str | None = None) -> int:
+        """Moved into place by a rename when the file is on the storage's filesystem: no copy."""
+        target = self._path(key)
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if os.stat(path).st_dev != os.stat(target.parent).st_dev:
+                return super().put_file(key, path, content_type=content_type)
+            with path.open("rb") as handle:
+                os.fsync(handle.fileno())  # as put() does: the bytes are on disk before the key shows them
+            size = path.stat().st_size
+            os.replace(path, target)
+            return size
+        except OSError as exc:
+            raise self._error("put", key, exc) from exc
 
     @contextmanager
     def local_file(self, key: str) -> Iterator[Path]:

@@ -525,6 +525,7 @@ class _CheckedStream(io.RawIOBase):
         self._line_bytes = 0    # bytes of the line still open at the end of the last block
         self._buffer = b""
         self.tail = b""         # the bytes after the last line break so far: the last line, when it is unended
+        self._carry = b""       # the start of a UTF-8 character cut by the end of the last block
         self._offset = 0
         self._done = False
 
@@ -551,6 +552,20 @@ class _CheckedStream(io.RawIOBase):
     def _next_block(self) -> bytes:
         raw = self._file.read(BLOCK_BYTES)
         self._done = not raw
+        if self._passthrough:
+            out = self._checked_utf8(raw)
+        else:
+            out = self._decoded(raw)
+        if self._plan.cr_lines:
+            out = out.replace(b"\r", b"\n")
+        newlines = self._check_line_lengths(out)
+        self._line += newlines
+        last_break = out.rfind(b"\n")
+        self.tail = out[last_break + 1:] if last_break >= 0 else self.tail + out
+        return self._after_header(out, newlines)
+
+    def _decoded(self, raw: bytes) -> bytes:
+        """A block of a CP1251 or UTF-16 file as UTF-8."""
         if self._plan.encoding.name == "cp1251":
             self._refuse_utf8_runs(raw)
         try:
@@ -560,14 +575,25 @@ class _CheckedStream(io.RawIOBase):
             raise _mixed(_family(self._plan.encoding.name), self._line + prefix.count("\n") + 1) from None
         if "\x00" in text:
             raise _binary(gettext("at line %(line)s", line=self._line + text[: text.index("\x00")].count("\n") + 1))
-        out = raw if self._passthrough else text.encode("utf-8")
-        if self._plan.cr_lines:
-            out = out.replace(b"\r", b"\n")
-        newlines = self._check_line_lengths(out)
-        self._line += newlines
-        last_break = out.rfind(b"\n")
-        self.tail = out[last_break + 1:] if last_break >= 0 else self.tail + out
-        return self._after_header(out, newlines)
+        return text.encode("utf-8")
+
+    def _checked_utf8(self, raw: bytes) -> bytes:
+        """A block of a UTF-8 file as it is, once Arrow has validated it (no Python string is made).
+
+        A character split by the block's end waits for the next block; Python's decoder is asked only
+        to place an error that Arrow found.
+        """
+        data = self._carry + raw if self._carry else raw
+        cut = len(data) if self._done else _utf8_boundary(data)
+        block, self._carry = data[:cut], data[cut:]
+        if not _valid_utf8(block):
+            try:
+                block.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise _mixed("utf-8", self._line + block.count(b"\n", 0, max(exc.start, 0)) + 1) from None
+        if b"\x00" in block:
+            raise _binary(gettext("at line %(line)s", line=self._line + block.count(b"\n", 0, block.index(b"\x00")) + 1))
+        return block
 
     def _refuse_utf8_runs(self, raw: bytes) -> None:
         match = _UTF8_CYRILLIC_RUN.search(raw)
@@ -605,6 +631,32 @@ class _CheckedStream(io.RawIOBase):
         self._to_skip = 0
         stand_in = (self._plan.delimiter * (self._plan.width - 1) + "\n").encode()
         return stand_in + out[cut + 1:]
+
+
+def _utf8_boundary(data: bytes) -> int:
+    """The length of ``data`` up to the last complete UTF-8 character (an invalid tail is left to validation)."""
+    end = len(data)
+    start = end - 1
+    while start >= 0 and end - start < 4 and data[start] & 0xC0 == 0x80:
+        start -= 1
+    if start < 0:
+        return end
+    lead = data[start]
+    size = 1 if lead < 0x80 else 2 if lead < 0xE0 else 3 if lead < 0xF0 else 4
+    return end if end - start >= size else start
+
+
+def _valid_utf8(block: bytes) -> bool:
+    """Arrow's (vectorised) UTF-8 validation of one block, without copying it."""
+    if not block:
+        return True
+    offsets = np.array([0, len(block)], dtype=np.int32)
+    array = pa.Array.from_buffers(pa.string(), 1, [None, pa.py_buffer(offsets), pa.py_buffer(block)])
+    try:
+        array.validate(full=True)
+    except pa.ArrowInvalid:
+        return False
+    return True
 
 
 def _family(name: str) -> str:

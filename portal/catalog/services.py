@@ -87,8 +87,7 @@ def receive_upload(db: Session, principal: Principal, *, stream: IO[bytes], file
         except UnreadableFile as exc:
             _fail(upload, exc.code, exc.message)
         if size <= max_bytes:
-            with local.open("rb") as handle:
-                get_storage().put(key, handle)
+            get_storage().put_file(key, local)
         else:
             upload.storage_key = ""  # a refused file is not kept
     db.add(upload)
@@ -292,7 +291,8 @@ def _process(db: Session, run: _Run, catalog: CatalogFile, local: Path, progress
                 applied_from, existing = lookup.result()
                 same = _same_as_applied(chunk, skus, applied_from, seen)
                 # A repeat of an unchanged row was not looked up in full; its product is needed after all.
-                missed = skus[~same & skus.isin(applied_from.index) & ~skus.isin(existing.index)].unique().tolist()
+                missed = skus[~same & _in_index(skus, applied_from.index) & ~_in_index(skus, existing.index)]
+                missed = missed.unique().tolist()
                 if missed:
                     existing = pd.concat([existing, read(_existing, run.principal, missed, present)])
                 run.counts["rows"] += int(same.sum())
@@ -344,6 +344,13 @@ def _same_as_applied(chunk: pd.DataFrame, skus: pd.Series, applied_from: pd.Seri
     same = (known == chunk["__source__"]) & ~repeated & (skus != "")
     seen.update(zip(skus[same].tolist(), chunk.loc[same, ROW].tolist()))
     return same
+
+
+def _in_index(values: pd.Series, index: pd.Index) -> pd.Series:
+    """Membership in a unique index by hash look-up (``isin`` builds a Python object per Arrow string)."""
+    if index.empty:
+        return pd.Series(False, index=values.index)
+    return pd.Series(index.get_indexer(values) >= 0, index=values.index)
 
 
 def _look_up_chunk(db: Session, principal: Principal, skus: pd.Series, sources: pd.Series,

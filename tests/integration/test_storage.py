@@ -250,6 +250,20 @@ def test_local_file_holds_the_stored_bytes(storage: Storage) -> None:
         assert path.read_bytes() == b"sku;title\nA-1;x\n"
 
 
+def test_put_file_stores_a_local_file(storage: Storage, tmp_path: Path) -> None:
+    local = tmp_path / "catalog.csv"
+    local.write_bytes(b"sku\nA-1\n")
+    assert storage.put_file("uploads/catalog.csv", local) == 8
+    assert storage.get_bytes("uploads/catalog.csv") == b"sku\nA-1\n"
+    storage.put_file("uploads/catalog.csv", _written(tmp_path / "again.csv", b"sku\nA-2\n"))
+    assert storage.get_bytes("uploads/catalog.csv") == b"sku\nA-2\n"
+
+
+def _written(path: Path, data: bytes) -> Path:
+    path.write_bytes(data)
+    return path
+
+
 def test_local_file_of_a_missing_key_raises_key_not_found(storage: Storage) -> None:
     with pytest.raises(StorageKeyNotFound), storage.local_file("missing/catalog.csv"):
         pass

@@ -494,6 +494,27 @@ def test_unclosed_quote_is_reported_with_its_row(tmp_path):
     assert "row 3" in error.message
 
 
+@pytest.mark.parametrize("shift", [0, 1, 2, 3])
+def test_russian_letters_cut_by_a_block_boundary_are_read_whole(tmp_path, shift):
+    from portal.catalog.readers import BLOCK_BYTES
+
+    header = "sku;title\n"
+    filler = "A-0;" + "x" * (BLOCK_BYTES - len(header) - 6 - shift) + "\n"  # the next row starts near the boundary
+    path = tmp_path / "c.csv"
+    path.write_text(header + filler + "Б-1;ЁжикЪ\n" * 3, encoding="utf-8")
+    frame = read_all(open_catalog(path, "c.csv"))
+    assert frame["title"].tolist()[1:] == ["ЁжикЪ"] * 3
+    assert frame["sku"].tolist()[1:] == ["Б-1"] * 3
+
+
+def test_a_broken_utf8_character_in_the_last_block_is_mixed_encoding(tmp_path):
+    path = tmp_path / "c.csv"
+    path.write_bytes("sku;title\nA-1;Кружка\nA-2;".encode() + b"\xd0")
+    error = fails(path)
+    assert error.code == "mixed_encoding"
+    assert "3" in error.message
+
+
 def test_unclosed_quote_on_an_unended_last_line_is_reported(tmp_path):
     path = tmp_path / "c.csv"
     path.write_text('sku,title\nA-1,x\nA-2,"never closed', encoding="utf-8")
