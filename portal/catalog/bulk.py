@@ -4,6 +4,7 @@ from __future__ import annotations
 import io
 import json
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -31,14 +32,55 @@ def _is_postgres(db: Session) -> bool:
     return db.get_bind().dialect.name == "postgresql"
 
 
-def upsert_products(db: Session, merchant_id: int, upload_id: int | None, rows: pd.DataFrame, now: datetime) -> None:
-    """Insert new products and overwrite changed ones; ``rows`` hold sku, CONTENT (images and
-    attributes as JSON text), content_hash and source_hash."""
+@dataclass
+class ProductWrites:
+    """One chunk's product writes, made ready before the database connection is free: on PostgreSQL
+    the COPY payloads, elsewhere the rows for one upsert."""
+
+    new: bytes = b""
+    new_columns: list[str] = field(default_factory=list)
+    changed: bytes = b""
+    changed_columns: list[str] = field(default_factory=list)
+    records: list[dict[str, Any]] = field(default_factory=list)
+
+
+def prepare_products(dialect: str, merchant_id: int, upload_id: int | None, rows: pd.DataFrame,
+                     now: datetime) -> ProductWrites:
+    """``rows`` hold sku, CONTENT (images and attributes as JSON text), content_hash, source_hash and
+    is_new (new products are copied straight into the table; changed ones are updated)."""
+    writes = ProductWrites()
     if rows.empty:
-        return
-    if _is_postgres(db):
-        _upsert_postgres(db, merchant_id, upload_id, rows, now)
-        return
+        return writes
+    if dialect != "postgresql":
+        writes.records = rows.drop(columns=["is_new"], errors="ignore").to_dict("records")
+        for record in writes.records:
+            record.update(merchant_id=merchant_id, upload_id=upload_id, now=now, stock=int(record["stock"]))
+        return writes
+    new = rows[rows["is_new"]] if "is_new" in rows else rows.iloc[0:0]
+    changed = rows[~rows["is_new"]] if "is_new" in rows else rows
+    if len(new):
+        frame = new[["sku", *CONTENT, "content_hash", "source_hash"]].assign(
+            merchant_id=merchant_id, reserved=0, status="active", created_at=now.isoformat(),
+            updated_at=now.isoformat(), created_upload_id=upload_id, last_upload_id=upload_id)
+        writes.new, writes.new_columns = _csv(frame), list(frame.columns)
+    if len(changed):
+        frame = changed[["sku", *CONTENT, "content_hash", "source_hash"]]
+        writes.changed, writes.changed_columns = _csv(frame), list(frame.columns)
+    return writes
+
+
+def upsert_products(db: Session, merchant_id: int, upload_id: int | None, rows: pd.DataFrame | ProductWrites,
+                    now: datetime) -> None:
+    """Insert new products and overwrite changed ones, from rows or from writes prepared beforehand."""
+    writes = rows if isinstance(rows, ProductWrites) else prepare_products(
+        db.get_bind().dialect.name, merchant_id, upload_id, rows, now)
+    if writes.records:
+        _upsert_sqlite(db, writes.records)
+    if writes.new or writes.changed:
+        _upsert_postgres(db, merchant_id, upload_id, writes, now)
+
+
+def _upsert_sqlite(db: Session, records: list[dict[str, Any]]) -> None:
     content = ", ".join(CONTENT)
     updates = ", ".join(f"{c} = excluded.{c}" for c in CONTENT)
     statement = text(
@@ -49,27 +91,19 @@ def upsert_products(db: Session, merchant_id: int, upload_id: int | None, rows: 
         f"content_hash = excluded.content_hash, source_hash = excluded.source_hash, updated_at = excluded.updated_at, "
         f"last_upload_id = excluded.last_upload_id"
     ).bindparams(bindparam("now", type_=UTCDateTime()))
-    records = rows.drop(columns=["is_new"], errors="ignore").to_dict("records")
-    for record in records:
-        record.update(merchant_id=merchant_id, upload_id=upload_id, now=now, stock=int(record["stock"]))
     db.execute(statement, records)
 
 
-def _upsert_postgres(db: Session, merchant_id: int, upload_id: int | None, rows: pd.DataFrame, now: datetime) -> None:
+def _upsert_postgres(db: Session, merchant_id: int, upload_id: int | None, writes: ProductWrites, now: datetime) -> None:
     """New products are copied straight into the table; changed ones go through a staging table and
     one UPDATE … FROM. The caller holds the merchant's upload lock, so "new" stays new meanwhile."""
     cursor = db.connection().connection.driver_connection.cursor()
-    new = rows[rows["is_new"]] if "is_new" in rows else rows.iloc[0:0]
-    changed = rows[~rows["is_new"]] if "is_new" in rows else rows
-    if len(new):
-        frame = new[["sku", *CONTENT, "content_hash", "source_hash"]].assign(
-            merchant_id=merchant_id, reserved=0, status="active", created_at=now.isoformat(),
-            updated_at=now.isoformat(), created_upload_id=upload_id, last_upload_id=upload_id)
-        _copy(cursor, "products", frame)
-    if len(changed):
+    if writes.new:
+        _copy(cursor, "products", writes.new_columns, writes.new)
+    if writes.changed:
         db.execute(text(STAGING_DDL))
         db.execute(text("TRUNCATE catalog_staging"))
-        _copy(cursor, "catalog_staging", changed[["sku", *CONTENT, "content_hash", "source_hash"]])
+        _copy(cursor, "catalog_staging", writes.changed_columns, writes.changed)
         updates = ", ".join(f"{c} = s.{c}" for c in CONTENT)
         db.execute(text(
             f"UPDATE products AS p SET {updates}, status = 'active', last_error = NULL, content_hash = s.content_hash, "
@@ -79,14 +113,18 @@ def _upsert_postgres(db: Session, merchant_id: int, upload_id: int | None, rows:
         ), {"merchant_id": merchant_id, "upload_id": upload_id, "now": now})
 
 
-def _copy(cursor: Any, table: str, frame: pd.DataFrame) -> None:
-    """COPY a frame in CSV written by Arrow (fast, in C++); every value quoted, so "" is an empty
-    string and never NULL."""
+def _csv(frame: pd.DataFrame) -> bytes:
+    """A frame as CSV written by Arrow (fast, in C++); every value quoted, so "" is an empty string and
+    never NULL."""
     buffer = io.BytesIO()
     pa_csv.write_csv(pa.Table.from_pandas(frame, preserve_index=False), buffer,
                      pa_csv.WriteOptions(include_header=False, quoting_style="all_valid"))
-    with cursor.copy(f"COPY {table} ({', '.join(frame.columns)}) FROM STDIN (FORMAT csv)") as copy:
-        copy.write(buffer.getbuffer())
+    return buffer.getvalue()
+
+
+def _copy(cursor: Any, table: str, columns: list[str], payload: bytes) -> None:
+    with cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN (FORMAT csv)") as copy:
+        copy.write(payload)
 
 
 def lock_merchant_catalog(db: Session, merchant_id: int) -> None:

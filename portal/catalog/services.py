@@ -30,6 +30,7 @@ from portal.catalog.bulk import (
     insert_events,
     lock_merchant_catalog,
     set_last_errors,
+    prepare_products,
     upsert_products,
 )
 from portal.catalog.exceptions import CatalogError, UploadBusy
@@ -434,8 +435,10 @@ def _apply_chunk(db: Session, run: _Run, catalog: CatalogFile, chunk: pd.DataFra
     if run.dry_run:
         return None
     writing = merged.loc[merged["kind"].isin(["created", "updated"])]
-    writes = writing[["sku", *CONTENT, "content_hash"]].assign(
+    rows = writing[["sku", *CONTENT, "content_hash"]].assign(
         source_hash=chunk.loc[writing.index, "__source__"].to_numpy(), is_new=(writing["kind"] == "created").to_numpy())
+    # Made ready here, so the database thread only sends: the database never waits for Python.
+    writes = prepare_products(db.get_bind().dialect.name, upload.merchant_id, upload.id, rows, run.now)
 
     def write() -> None:
         upsert_products(db, upload.merchant_id, upload.id, writes, run.now)
