@@ -49,6 +49,7 @@ from portal.tenancy import Principal, scope
 log = logging.getLogger(__name__)
 
 CHUNK_ROWS = 50_000
+FIRST_CHUNK_ROWS = 5_000
 MAX_STORED_ISSUES = 1000
 DEFAULT_TEXT: dict[str, str] = {"title": "", "brand": "", "gtin": "", "description": "", "category": "", "price": "",
                                  "currency": "RUB", "stock": "0", "images": "[]", "attributes": "{}"}
@@ -288,7 +289,7 @@ def _process(db: Session, run: _Run, catalog: CatalogFile, local: Path, progress
             # Writes queue on the database thread; at most two chunks wait there, to bound memory.
             pending: list[Future[None]] = []
             # One chunk ahead: the next chunk is read while the current one's products are looked up.
-            for chunk, skus, lookup in _ahead(map(look_up, catalog.chunks(CHUNK_ROWS))):
+            for chunk, skus, lookup in _ahead(map(look_up, _ramp(catalog.chunks(CHUNK_ROWS)))):
                 applied_from, existing = lookup.result()
                 same = _same_as_applied(chunk, skus, applied_from, seen)
                 # A repeat of an unchanged row was not looked up in full; its product is needed after all.
@@ -315,6 +316,20 @@ def _process(db: Session, run: _Run, catalog: CatalogFile, local: Path, progress
     finally:
         lookup_session.close()
     _finish(db, run, seen)
+
+
+def _ramp(chunks: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+    """The first chunk split off small, so the database has work to do while the rest is checked."""
+    first = FIRST_CHUNK_ROWS
+    head = next(chunks, None)
+    if head is None:
+        return
+    if len(head) > first * 2:
+        yield head.iloc[:first]
+        yield head.iloc[first:]
+    else:
+        yield head
+    yield from chunks
 
 
 def _ahead(items: Iterator[Any]) -> Iterator[Any]:

@@ -282,6 +282,21 @@ def test_an_identical_repeat_in_a_later_chunk_is_a_duplicate_and_marks_the_produ
     assert "appears again" in products(app, merchant.id)["A-1"].last_error
 
 
+def test_a_file_read_in_many_chunks_counts_and_numbers_rows_as_one(app, factory, monkeypatch):
+    from portal.catalog import services
+
+    monkeypatch.setattr(services, "CHUNK_ROWS", 10)
+    monkeypatch.setattr(services, "FIRST_CHUNK_ROWS", 3)
+    merchant = factory.merchant()
+    rows = [_row(f"A-{n}") for n in range(25)]
+    rows[7] = _row("A-7", price="abc")
+    rows[18] = _row("A-2")  # a repeat of row 4's SKU, in another chunk
+    result = import_file(app, merchant.id, csv_bytes([HEADER, *rows]))
+    assert (result["rows"], result["created"], result["rejected"]) == (25, 23, 2)
+    assert [(e["row"], e["code"]) for e in result["errors"]] == [(9, "price_invalid"), (20, "sku_duplicate")]
+    assert len(products(app, merchant.id)) == 23
+
+
 def test_the_same_file_read_with_another_mapping_is_checked_again(app, factory):
     merchant = factory.merchant()
     content = csv_bytes([["sku", "title", "price", "Производитель"], ["A-1", "X", "10", "Demix"]])
