@@ -113,8 +113,9 @@ class CatalogFile:
 def open_catalog(path: str | Path, filename: str, *, max_bytes: int = MAX_BYTES, scan: bool = True) -> CatalogFile:
     """Check the upload enough that an unreadable file fails here, before any row is processed.
 
-    ``scan=False`` skips the pass over a whole CSV file; its checks still run as the rows are read, which
-    is enough when the reading happens in one transaction that a failure rolls back.
+    ``scan=False`` is for a file checked so when it was received: it skips the pass over a whole CSV
+    file (its checks still run as the rows are read, inside a transaction a failure rolls back) and
+    the unpacking of a workbook that proves it is no zip bomb.
     """
     path = Path(path)
     size = path.stat().st_size
@@ -127,7 +128,7 @@ def open_catalog(path: str | Path, filename: str, *, max_bytes: int = MAX_BYTES,
         head = handle.read(SAMPLE_BYTES)
     kind = _kind(path, filename, head)
     if kind == "xlsx":
-        return _open_xlsx(path)
+        return _open_xlsx(path, check_zip=scan)
     if kind == "yml":
         return _open_yml(path, head)
     return _open_csv(path, head, complete=size <= SAMPLE_BYTES, scan=scan)
@@ -806,8 +807,9 @@ def _broken_csv(message: str, header_row: int) -> UnreadableFile:
 
 # --- XLSX -----------------------------------------------------------------------------------------------------------
 
-def _open_xlsx(path: Path) -> CatalogFile:
-    _check_zip(path)
+def _open_xlsx(path: Path, *, check_zip: bool = True) -> CatalogFile:
+    if check_zip:
+        _check_zip(path)
     header_only = False
     with _workbook(path) as book:
         # A notes sheet in front of the price list is common: the first sheet holding a table wins.
