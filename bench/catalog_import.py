@@ -21,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sqlalchemy import create_engine, text  # noqa: E402
+from sqlalchemy import create_engine, make_url, text  # noqa: E402
 
 from portal import create_app  # noqa: E402
 from portal.catalog import services  # noqa: E402
@@ -53,6 +53,16 @@ def write_xlsx(path: Path, rows: int) -> None:
     book.close()
 
 
+def create_database_if_missing(url: str) -> None:
+    """A fresh machine has no bench database: make it, through the server's maintenance database."""
+    target = make_url(url)
+    admin = create_engine(target.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        if conn.scalar(text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": target.database}) is None:
+            conn.execute(text(f'CREATE DATABASE "{target.database}"'))
+    admin.dispose()
+
+
 def cpu_seconds() -> tuple[float, float | None]:
     """This process's CPU time, and the whole machine's busy CPU time where /proc/stat tells it."""
     usage = resource.getrusage(resource.RUSAGE_SELF)
@@ -80,6 +90,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="portal-bench-"))
     url = os.environ.get("PORTAL_BENCH_DATABASE_URL") or f"sqlite:///{work / 'bench.sqlite3'}"
     if url.startswith("postgresql"):
+        create_database_if_missing(url)
         engine = create_engine(url)
         with engine.begin() as conn:
             conn.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
