@@ -69,11 +69,9 @@ def prepare_products(dialect: str, merchant_id: int, upload_id: int | None, rows
     return writes
 
 
-def upsert_products(db: Session, merchant_id: int, upload_id: int | None, rows: pd.DataFrame | ProductWrites,
+def upsert_products(db: Session, merchant_id: int, upload_id: int | None, writes: ProductWrites,
                     now: datetime) -> None:
-    """Insert new products and overwrite changed ones, from rows or from writes prepared beforehand."""
-    writes = rows if isinstance(rows, ProductWrites) else prepare_products(
-        db.get_bind().dialect.name, merchant_id, upload_id, rows, now)
+    """Insert the new products and overwrite the changed ones of writes prepared beforehand."""
     if writes.records:
         _upsert_sqlite(db, writes.records)
     if writes.new or writes.changed:

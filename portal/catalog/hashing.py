@@ -6,13 +6,10 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from portal.catalog.arrow import arrow_text, string_bytes, text_series
+
 SEPARATOR = "\x1f"  # the ASCII unit separator: it never appears in a merchant's cell, and when it does, see below
 _KEY = "portal-catalog-1"  # SipHash key (16 bytes); changing it makes every stored hash differ once
-
-
-def _text(values: pd.Series) -> pa.ChunkedArray | pa.Array:
-    array = pa.array(values.astype(str))
-    return array.cast(pa.large_string()) if array.type != pa.large_string() else array
 
 
 def row_hashes(frame: pd.DataFrame, columns: list[str], prefix: str = "") -> pd.Series:
@@ -24,13 +21,13 @@ def row_hashes(frame: pd.DataFrame, columns: list[str], prefix: str = "") -> pd.
     """
     if frame.empty:
         return pd.Series([], index=frame.index, dtype=str)
-    arrays = [_text(frame[c]) for c in columns]
+    arrays = [arrow_text(frame[c]) for c in columns]
     kind = pa.large_string()
     parts: list[pa.ChunkedArray | pa.Array | pa.Scalar] = [pa.scalar(prefix, kind), *arrays]
     joined = pc.binary_join_element_wise(*parts, pa.scalar(SEPARATOR, kind))
     if isinstance(joined, pa.ChunkedArray):
         joined = joined.combine_chunks()
-    if _count_byte(joined, ord(SEPARATOR)) != len(frame) * len(arrays):
+    if np.count_nonzero(string_bytes(joined) == ord(SEPARATOR)) != len(frame) * len(arrays):
         framed = [pa.scalar(prefix, kind)]
         for array in arrays:
             framed += [pc.cast(pc.binary_length(array), kind), array]
@@ -39,14 +36,7 @@ def row_hashes(frame: pd.DataFrame, columns: list[str], prefix: str = "") -> pd.
             joined = joined.combine_chunks()
     blobs = joined.cast(pa.large_binary()).to_numpy(zero_copy_only=False)
     hashes = pd.util.hash_array(blobs, hash_key=_KEY.ljust(16)[:16], categorize=False)
-    return pd.Series(pd.arrays.ArrowStringArray(pa.chunked_array([_hex(hashes)])), index=frame.index).astype(str)
-
-
-def _count_byte(array: pa.Array, byte: int) -> int:
-    offsets = np.frombuffer(array.buffers()[1], dtype=np.int64)
-    start, end = int(offsets[array.offset]), int(offsets[array.offset + len(array)])
-    data = array.buffers()[2]
-    return 0 if data is None else int(np.count_nonzero(np.frombuffer(data, dtype=np.uint8)[start:end] == byte))
+    return text_series(_hex(hashes), frame.index)
 
 
 _HEX_DIGITS = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)

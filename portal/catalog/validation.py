@@ -13,6 +13,8 @@ import pyarrow.compute as pc
 from babel.numbers import list_currencies
 from flask_babel import lazy_gettext as _l
 
+from portal.catalog.arrow import arrow_text, string_bytes, text_series
+
 ROW = "__row__"
 MAX_LENGTH = {"sku": 128, "title": 500, "brand": 200, "category": 500, "description": 20000}
 CURRENCIES = frozenset(list_currencies())
@@ -192,7 +194,7 @@ def images_json(raw: pd.Series) -> tuple[pd.Series, pd.Series]:
     Split, checked and joined with Arrow's kernels: no Python object per link.
     """
     kind = pa.large_string()
-    text = _arrow_text(raw)
+    text = arrow_text(raw)
     text = pc.utf8_trim(text, " ,;\t\r\n")
     parts = pc.split_pattern_regex(_json_escaped(text), f"[,;{WHITESPACE}]+")
     links = pc.list_flatten(parts)
@@ -207,21 +209,7 @@ def images_json(raw: pd.Series) -> tuple[pd.Series, pd.Series]:
     joined = pc.binary_join_element_wise(pa.scalar('["', kind), pc.binary_join(parts, pa.scalar('","', kind)),
                                          pa.scalar('"]', kind), pa.scalar("", kind))
     joined = pc.if_else(pc.equal(text, pa.scalar("", kind)), pa.scalar("[]", kind), joined)
-    return _series(joined, raw.index), pd.Series(first_bad, index=raw.index, dtype=str)
-
-
-def _arrow_text(values: pd.Series) -> pa.Array:
-    """A text column as one Arrow large_string array (zero-copy for Arrow-backed columns)."""
-    array = pa.array(values.astype(str))
-    if isinstance(array, pa.ChunkedArray):
-        array = array.combine_chunks()
-    return array.cast(pa.large_string()) if array.type != pa.large_string() else array
-
-
-def _series(array: pa.Array | pa.ChunkedArray, index: pd.Index) -> pd.Series:
-    if isinstance(array, pa.Array):
-        array = pa.chunked_array([array])
-    return pd.Series(pd.arrays.ArrowStringArray(array), index=index).astype(str)
+    return text_series(joined, raw.index), pd.Series(first_bad, index=raw.index, dtype=str)
 
 
 _ESCAPED_BYTES = np.zeros(256, dtype=bool)
@@ -231,15 +219,7 @@ _ESCAPED_BYTES[[*range(32), ord('"'), ord("\\")]] = True
 def _needs_escaping(values: pa.ChunkedArray | pa.Array) -> bool:
     """Whether any value holds a quote, a backslash or a control character: one pass over the bytes."""
     chunks = values.chunks if isinstance(values, pa.ChunkedArray) else [values]
-    for chunk in chunks:
-        if len(chunk) == 0 or chunk.buffers()[2] is None:
-            continue
-        offsets = np.frombuffer(chunk.buffers()[1], dtype=np.int64 if chunk.type == pa.large_string() else np.int32)
-        start, end = int(offsets[chunk.offset]), int(offsets[chunk.offset + len(chunk)])
-        data = np.frombuffer(chunk.buffers()[2], dtype=np.uint8)[start:end]
-        if _ESCAPED_BYTES[data].any():
-            return True
-    return False
+    return any(_ESCAPED_BYTES[string_bytes(chunk)].any() for chunk in chunks)
 
 
 def _json_escaped(values: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa.Array:
@@ -262,7 +242,7 @@ def attributes_json(frame: pd.DataFrame, columns: list[str]) -> pd.Series:
     if not columns or rows == 0:
         return pd.Series("{}", index=frame.index, dtype=str)
     kind = pa.large_string()
-    values = [_json_escaped(pc.utf8_trim_whitespace(_arrow_text(frame[name]))) for name in columns]
+    values = [_json_escaped(pc.utf8_trim_whitespace(arrow_text(frame[name]))) for name in columns]
     filled = np.stack([pc.not_equal(v, pa.scalar("", kind)).to_numpy(zero_copy_only=False) for v in values], axis=1)
     width = len(columns)
     keys = [json.dumps(name, ensure_ascii=False) + ':"' for name in columns]
@@ -294,7 +274,7 @@ def attributes_json(frame: pd.DataFrame, columns: list[str]) -> pd.Series:
     order[inner] = pieces
     offsets = np.concatenate([[0], ends]).astype(np.int64)
     lists = pa.LargeListArray.from_arrays(pa.array(offsets), pool.take(pa.array(order)))
-    return _series(pc.binary_join(lists, pa.scalar("", kind)), frame.index)
+    return text_series(pc.binary_join(lists, pa.scalar("", kind)), frame.index)
 
 
 def validate_chunk(
