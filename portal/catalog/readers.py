@@ -973,6 +973,44 @@ def _frame(rows: list[list[str]], numbers: list[int], columns: list[str]) -> pd.
     return frame
 
 
+# --- the text of a workbook, kept ---------------------------------------------------------------------------------
+
+def save_text_copy(catalog: CatalogFile, path: Path, size: int = 50_000) -> int:
+    """Write every row of ``catalog`` as text (with its row number) to an Arrow IPC file; return the rows.
+
+    A workbook costs most when it is loaded and its cells turned into text; keeping that text lets the
+    application of an upload skip both.
+    """
+    schema = pa.schema([(name, pa.large_string()) for name in catalog.columns] + [(ROW, pa.int64())],
+                       metadata={"format": catalog.format, "sheet": catalog.sheet or "",
+                                 "header_row": str(catalog.header_row)})
+    rows = 0
+    with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, schema) as writer:
+        for frame in catalog.chunks(size):
+            writer.write_table(pa.Table.from_pandas(frame[[*catalog.columns, ROW]], schema=schema, preserve_index=False))
+            rows += len(frame)
+    return rows
+
+
+def open_text_copy(path: Path) -> CatalogFile:
+    """A catalog read from the text kept by ``save_text_copy`` (memory-mapped, nothing parsed again)."""
+    with pa.memory_map(str(path)) as source:
+        schema = pa.ipc.open_file(source).schema
+    meta = {k.decode(): v.decode() for k, v in (schema.metadata or {}).items()}
+    columns = [name for name in schema.names if name != ROW]
+
+    def read(size: int) -> Iterator[pd.DataFrame]:
+        with pa.memory_map(str(path)) as source:
+            table = pa.ipc.open_file(source).read_all()
+            for start in range(0, table.num_rows, size):
+                yield table.slice(start, size).to_pandas()
+
+    with pa.memory_map(str(path)) as source:
+        rows = pa.ipc.open_file(source).read_all().num_rows
+    return CatalogFile(format=meta.get("format", "xlsx"), columns=columns, header_row=int(meta.get("header_row", "1")),
+                       sheet=meta.get("sheet") or None, rows=max(rows, 1), _read=read)
+
+
 # --- YML ------------------------------------------------------------------------------------------------------------
 
 @dataclass

@@ -9,6 +9,7 @@ import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -37,7 +38,7 @@ from portal.catalog.exceptions import CatalogError, UploadBusy
 from portal.catalog.hashing import row_hashes
 from portal.catalog.fields import FIELD_NAMES, REQUIRED_FOR_NEW, check_mapping, suggest_mapping
 from portal.catalog.models import ColumnTemplate, Product, ProductEvent, Upload, UploadIssue
-from portal.catalog.readers import CatalogFile, UnreadableFile, open_catalog
+from portal.catalog.readers import CatalogFile, UnreadableFile, open_catalog, open_text_copy, save_text_copy
 from portal.catalog.reports import ErrorReport
 from portal.catalog.validation import ROW, message, parse_prices, validate_chunk
 from portal.db import utcnow
@@ -80,8 +81,14 @@ def receive_upload(db: Session, principal: Principal, *, stream: IO[bytes], file
             merchant_id=principal.merchant_id, uploaded_by_id=principal.user_id, uploaded_by_token_id=principal.token_id,
             source=source, filename=filename[:255] or "catalog", size_bytes=size, storage_key=key, locale=locale,
         )
+        text_copy: Path | None = None
         try:
             catalog = open_catalog(local, filename, max_bytes=max_bytes)
+            if catalog.format == "xlsx":
+                # The workbook's cells are turned into text once, here; applying reads that text.
+                text_copy = Path(tmp) / "rows.arrow"
+                save_text_copy(catalog, text_copy, CHUNK_ROWS)
+                catalog = open_text_copy(text_copy)
             upload.format = catalog.format
             upload.columns = list(catalog.columns)
             upload.samples = _samples(catalog)
@@ -90,6 +97,8 @@ def receive_upload(db: Session, principal: Principal, *, stream: IO[bytes], file
             _fail(upload, exc.code, exc.message)
         if size <= max_bytes:
             get_storage().put_file(key, local)
+            if text_copy is not None and upload.status != "failed":
+                get_storage().put_file(_text_copy_key(key), text_copy)
         else:
             upload.storage_key = ""  # a refused file is not kept
     db.add(upload)
@@ -209,12 +218,15 @@ def process_upload(db: Session, upload_id: int, *, dry_run: bool, progress: Prog
                           user_id=upload.uploaded_by_id, token_id=upload.uploaded_by_token_id)
     upload.status, upload.dry_run = "running", dry_run
     db.commit()
-    with force_locale(upload.locale), get_storage().local_file(upload.storage_key) as local:
+    with force_locale(upload.locale), _source(upload) as (local, kept_text):
         run = _Run(upload=upload, principal=principal, dry_run=dry_run, now=utcnow())
         try:
-            # The file was checked whole when it was received; reading it checks it again as it goes.
-            catalog = open_catalog(local, upload.filename, max_bytes=current_app.config["MAX_CONTENT_LENGTH"],
-                                   scan=False)
+            if kept_text:
+                catalog = open_text_copy(local)
+            else:
+                # The file was checked whole when it was received; reading it checks it again as it goes.
+                catalog = open_catalog(local, upload.filename, max_bytes=current_app.config["MAX_CONTENT_LENGTH"],
+                                       scan=False)
             _process(db, run, catalog, local, progress)
         except (UnreadableFile, CatalogError) as exc:
             db.rollback()
@@ -235,6 +247,28 @@ def process_upload(db: Session, upload_id: int, *, dry_run: bool, progress: Prog
             if run.report is not None:
                 run.report.cleanup()
     return upload
+
+
+def _derived_key(storage_key: str, name: str) -> str:
+    """Where a file made from an upload is kept: beside the original, in a folder no file name can take."""
+    return storage_key.rsplit("/", 1)[0] + f"/derived/{name}"
+
+
+def _text_copy_key(storage_key: str) -> str:
+    return _derived_key(storage_key, "rows.arrow")
+
+
+@contextmanager
+def _source(upload: Upload) -> Iterator[tuple[Path, bool]]:
+    """The local file to read an upload from: the text kept from its workbook when there is one."""
+    storage = get_storage()
+    copy_key = _text_copy_key(upload.storage_key)
+    if upload.format == "xlsx" and storage.exists(copy_key):
+        with storage.local_file(copy_key) as path:
+            yield path, True
+    else:
+        with storage.local_file(upload.storage_key) as path:
+            yield path, False
 
 
 def _count_lines(path: Path) -> int:
@@ -671,7 +705,7 @@ def _finish(db: Session, run: _Run, seen: dict[str, int]) -> None:
     upload.error_report_key = None
     if run.report is not None and run.report.rows:
         path = run.report.close()
-        key = upload.storage_key.rsplit("/", 1)[0] + f"/errors.{run.report.format}"
+        key = _derived_key(upload.storage_key, f"errors.{run.report.format}")
         with path.open("rb") as handle:
             get_storage().put(key, handle, content_type=run.report.content_type)
         upload.error_report_key = key

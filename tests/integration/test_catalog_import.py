@@ -1,12 +1,14 @@
 """Catalog import end to end through the services: counts, upsert, history, warnings, partial files."""
 from __future__ import annotations
 
+import io
 from decimal import Decimal
 
 from sqlalchemy import select
 
 from portal.catalog.models import ProductEvent
 from portal.db import get_session
+from portal.tenancy import Principal
 from tests.support.catalog import csv_bytes, import_file, products
 
 HEADER = ["sku", "title", "price", "stock", "gtin", "brand", "category", "images", "Цвет"]
@@ -306,3 +308,46 @@ def test_the_same_file_read_with_another_mapping_is_checked_again(app, factory):
     assert result["updated"] == 1
     product = products(app, merchant.id)["A-1"]
     assert product.brand == "Demix"
+
+
+def _xlsx_bytes(tmp_path, rows) -> bytes:
+    from tests.support.catalog_files import write_xlsx
+
+    return write_xlsx(tmp_path / "price.xlsx", rows, title_rows=["Прайс-лист"]).read_bytes()
+
+
+def test_a_workbook_is_turned_into_text_once_when_received_and_applied_from_that_text(app, factory, tmp_path,
+                                                                                       monkeypatch):
+    from portal.catalog import services
+    from portal.storage_access import get_storage
+
+    merchant = factory.merchant()
+    content = _xlsx_bytes(tmp_path, [["Артикул", "Наименование", "Цена", "Штрихкод"],
+                                     ["007", "Кружка", 450, 4601234567893], ["A-2", "Ложка", "abc", None]])
+
+    def no_workbook(*args, **kwargs):
+        raise AssertionError("the workbook was opened again to apply it")
+
+    with app.app_context():
+        principal = Principal(role="merchant_admin", merchant_id=merchant.id)
+        received = services.receive_upload(get_session(), principal, stream=io.BytesIO(content), filename="price.xlsx")
+        assert get_storage().exists(received.storage_key.rsplit("/", 1)[0] + "/derived/rows.arrow")
+        monkeypatch.setattr(services, "open_catalog", no_workbook)
+        result = services.upload_result(get_session(), services.process_upload(get_session(), received.id, dry_run=False))
+    assert (result["created"], result["rejected"]) == (1, 1)
+    assert (result["errors"][0]["row"], result["errors"][0]["code"]) == (5, "price_invalid")  # the sheet's own row
+    assert products(app, merchant.id)["007"].gtin == "4601234567893"
+
+
+def test_a_workbook_received_without_its_text_is_read_from_the_workbook(app, factory, tmp_path):
+    from portal.catalog import services
+    from portal.storage_access import get_storage
+
+    merchant = factory.merchant()
+    content = _xlsx_bytes(tmp_path, [["sku", "title", "price"], ["A-1", "Кружка", 450]])
+    with app.app_context():
+        principal = Principal(role="merchant_admin", merchant_id=merchant.id)
+        received = services.receive_upload(get_session(), principal, stream=io.BytesIO(content), filename="price.xlsx")
+        get_storage().delete(received.storage_key.rsplit("/", 1)[0] + "/derived/rows.arrow")  # as uploads of old
+        upload = services.process_upload(get_session(), received.id, dry_run=False)
+        assert (upload.status, upload.created) == ("applied", 1)
