@@ -175,6 +175,7 @@ class FileStorage(Storage):
             target.parent.mkdir(parents=True, exist_ok=True)
             if os.stat(path).st_dev != os.stat(target.parent).st_dev:
                 return super().put_file(key, path, content_type=content_type)
+            os.chmod(path, 0o600)  # as put()'s temporary files are
             with path.open("rb") as handle:
                 os.fsync(handle.fileno())  # as put() does: the bytes are on disk before the key shows them
             size = path.stat().st_size

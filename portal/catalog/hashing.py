@@ -16,27 +16,28 @@ def row_hashes(frame: pd.DataFrame, columns: list[str], prefix: str = "") -> pd.
     """A 64-bit fingerprint of each row's cells (and ``prefix``), as 16 hex digits.
 
     The cells are joined with a separator in Arrow (C++), the joined rows hashed by pandas' SipHash over
-    their bytes. A cell holding the separator itself would make two different rows join alike, so such
-    a chunk is joined with each cell's length in front instead: exact, and only a little slower.
+    their bytes; a missing value counts as an empty cell. A row with a cell holding the separator itself
+    could join like another row, so such a row (only it) is joined with each cell's length in front.
     """
     if frame.empty:
         return pd.Series([], index=frame.index, dtype=str)
-    arrays = [arrow_text(frame[c]) for c in columns]
     kind = pa.large_string()
-    parts: list[pa.ChunkedArray | pa.Array | pa.Scalar] = [pa.scalar(prefix, kind), *arrays]
-    joined = pc.binary_join_element_wise(*parts, pa.scalar(SEPARATOR, kind))
-    if isinstance(joined, pa.ChunkedArray):
-        joined = joined.combine_chunks()
+    arrays = [arrow_text(frame[c]).fill_null("") for c in columns]
+    separator = pa.scalar(SEPARATOR, kind)
+    joined = _combined(pc.binary_join_element_wise(pa.scalar(prefix, kind), *arrays, separator))
     if np.count_nonzero(string_bytes(joined) == ord(SEPARATOR)) != len(frame) * len(arrays):
         framed = [pa.scalar(prefix, kind)]
         for array in arrays:
             framed += [pc.cast(pc.binary_length(array), kind), array]
-        joined = pc.binary_join_element_wise(*framed, pa.scalar(SEPARATOR, kind))
-        if isinstance(joined, pa.ChunkedArray):
-            joined = joined.combine_chunks()
+        extra = pc.not_equal(pc.count_substring(joined, SEPARATOR), len(arrays))
+        joined = _combined(pc.if_else(extra, pc.binary_join_element_wise(*framed, separator), joined))
     blobs = joined.cast(pa.large_binary()).to_numpy(zero_copy_only=False)
-    hashes = pd.util.hash_array(blobs, hash_key=_KEY.ljust(16)[:16], categorize=False)
+    hashes = pd.util.hash_array(blobs, hash_key=_KEY, categorize=False)
     return text_series(_hex(hashes), frame.index)
+
+
+def _combined(array: pa.Array | pa.ChunkedArray) -> pa.Array:
+    return array.combine_chunks() if isinstance(array, pa.ChunkedArray) else array
 
 
 _HEX_DIGITS = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)

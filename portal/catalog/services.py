@@ -250,8 +250,9 @@ def process_upload(db: Session, upload_id: int, *, dry_run: bool, progress: Prog
 
 
 def _derived_key(storage_key: str, name: str) -> str:
-    """Where a file made from an upload is kept: beside the original, in a folder no file name can take."""
-    return storage_key.rsplit("/", 1)[0] + f"/derived/{name}"
+    """Where a file made from an upload is kept: beside the original, in a folder no file name can take
+    (``_safe_filename`` never keeps a "+")."""
+    return storage_key.rsplit("/", 1)[0] + f"/+derived/{name}"
 
 
 def _text_copy_key(storage_key: str) -> str:
@@ -377,8 +378,10 @@ def _ahead(items: Iterator[Any]) -> Iterator[Any]:
 
 
 def source_hash(chunk: pd.DataFrame, columns: list[str], mapping: dict[str, str]) -> pd.Series:
-    """A fingerprint of each file row as sent, with the mapping it is read with."""
-    return row_hashes(chunk, list(columns), prefix=json.dumps(sorted(mapping.items()), ensure_ascii=False))
+    """A fingerprint of each file row as sent, with the mapping it is read with (in the file's column
+    order: swapping two headers must read the row afresh)."""
+    fingerprint = json.dumps([[c, mapping.get(c, "")] for c in columns], ensure_ascii=False)
+    return row_hashes(chunk, list(columns), prefix=fingerprint)
 
 
 def _same_as_applied(chunk: pd.DataFrame, skus: pd.Series, applied_from: pd.Series, seen: dict[str, int]) -> pd.Series:

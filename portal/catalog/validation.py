@@ -21,7 +21,10 @@ CURRENCIES = frozenset(list_currencies())
 CURRENCY_ALIASES = {"РУБ": "RUB", "РУБ.": "RUB", "Р": "RUB", "Р.": "RUB", "₽": "RUB", "RUR": "RUB", "$": "USD", "€": "EUR"}
 # Patterns are written for Arrow's RE2 engine, which pandas uses for them when they avoid \s, \d, \b and
 # \u escapes (those send every value through Python's re): whitespace and digits are spelled out.
-WHITESPACE = " \t\n\r\f\v\u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u202f\u205f\u3000"
+# Everything Python's \s matches: ASCII whitespace, the information separators, NEL, the Unicode spaces
+# and the line and paragraph separators.
+WHITESPACE = (" \t\n\r\f\v\x1c\x1d\x1e\x1f\x85\u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007"
+              "\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000")
 _WS = f"[{WHITESPACE}]"
 URL_PATTERN = f"^https?://[^{WHITESPACE}/$.?#][^{WHITESPACE}]*$"
 URL_RE = re.compile(URL_PATTERN, re.IGNORECASE)
@@ -246,21 +249,20 @@ def attributes_json(frame: pd.DataFrame, columns: list[str]) -> pd.Series:
     filled = np.stack([pc.not_equal(v, pa.scalar("", kind)).to_numpy(zero_copy_only=False) for v in values], axis=1)
     width = len(columns)
     keys = [json.dumps(name, ensure_ascii=False) + ':"' for name in columns]
-    # The pool the pieces are taken from: [first keys | later keys | values | quote, "{", "}"], each
-    # block of columns laid out column by column, so piece (row r, column c) of a block is c * rows + r.
-    pool = pa.concat_arrays([
-        *(pa.repeat(pa.scalar(key, kind), rows) for key in keys),
-        *(pa.repeat(pa.scalar("," + key, kind), rows) for key in keys),
-        *values,
-        pa.array(['"', "{", "}"], kind),
-    ])
-    quote, opening, closing = 3 * width * rows, 3 * width * rows + 1, 3 * width * rows + 2
+    # The pool the pieces are taken from: [first keys | later keys | values | quote, "{", "}"]: each key
+    # once (as the row's first, and with a comma in front), the values column by column, so the value
+    # of (row r, column c) is at 2 * width + c * rows + r.
+    values_at = 2 * width
+    quote = values_at + width * rows
+    opening, closing = quote + 1, quote + 2
+    pool = pa.concat_arrays([pa.array(keys + ["," + key for key in keys], kind), *values,
+                             pa.array(['"', "{", "}"], kind)])
     owner, column = np.nonzero(filled)  # row by row, columns in order
     first = np.ones(owner.size, dtype=bool)
     first[1:] = owner[1:] != owner[:-1]
     pieces = np.empty(owner.size * 3, dtype=np.int64)
-    pieces[0::3] = np.where(first, column, width + column) * rows + owner
-    pieces[1::3] = (2 * width + column) * rows + owner
+    pieces[0::3] = np.where(first, column, width + column)
+    pieces[1::3] = values_at + column * rows + owner
     pieces[2::3] = quote
     counts = filled.sum(axis=1) * 3 + 2
     ends = np.cumsum(counts)

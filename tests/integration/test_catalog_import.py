@@ -331,7 +331,7 @@ def test_a_workbook_is_turned_into_text_once_when_received_and_applied_from_that
     with app.app_context():
         principal = Principal(role="merchant_admin", merchant_id=merchant.id)
         received = services.receive_upload(get_session(), principal, stream=io.BytesIO(content), filename="price.xlsx")
-        assert get_storage().exists(received.storage_key.rsplit("/", 1)[0] + "/derived/rows.arrow")
+        assert get_storage().exists(received.storage_key.rsplit("/", 1)[0] + "/+derived/rows.arrow")
         monkeypatch.setattr(services, "open_catalog", no_workbook)
         result = services.upload_result(get_session(), services.process_upload(get_session(), received.id, dry_run=False))
     assert (result["created"], result["rejected"]) == (1, 1)
@@ -348,6 +348,27 @@ def test_a_workbook_received_without_its_text_is_read_from_the_workbook(app, fac
     with app.app_context():
         principal = Principal(role="merchant_admin", merchant_id=merchant.id)
         received = services.receive_upload(get_session(), principal, stream=io.BytesIO(content), filename="price.xlsx")
-        get_storage().delete(received.storage_key.rsplit("/", 1)[0] + "/derived/rows.arrow")  # as uploads of old
+        get_storage().delete(received.storage_key.rsplit("/", 1)[0] + "/+derived/rows.arrow")  # as uploads of old
         upload = services.process_upload(get_session(), received.id, dry_run=False)
         assert (upload.status, upload.created) == ("applied", 1)
+
+
+def test_swapping_two_column_headers_reads_the_rows_afresh(app, factory):
+    merchant = factory.merchant()
+    import_file(app, merchant.id, csv_bytes([["sku", "title", "price", "stock"], ["A-1", "Кружка", "100", "5"]]))
+    result = import_file(app, merchant.id, csv_bytes([["sku", "title", "stock", "price"], ["A-1", "Кружка", "100", "5"]]))
+    assert result["updated"] == 1
+    product = products(app, merchant.id)["A-1"]
+    assert (product.price, product.stock) == (Decimal("5.00"), 100)
+
+
+def test_a_file_whose_name_is_that_of_the_folder_for_made_files_is_kept_apart(app, factory):
+    from portal.catalog.models import Upload
+
+    merchant = factory.merchant()
+    for name in ("derived", "+derived", "errors.csv"):
+        result = import_file(app, merchant.id, csv_bytes([HEADER, _row("A-1"), _row("A-2", price="abc")]), name)
+        assert (result["status"], result["rejected"]) == ("applied", 1)
+        with app.app_context():
+            upload = get_session().get(Upload, result["upload_id"])
+            assert upload.error_report_key != upload.storage_key

@@ -259,6 +259,14 @@ def test_put_file_stores_a_local_file(storage: Storage, tmp_path: Path) -> None:
     assert storage.get_bytes("uploads/catalog.csv") == b"sku\nA-2\n"
 
 
+def test_files_put_into_file_storage_are_private(tmp_path: Path) -> None:
+    storage = open_storage((tmp_path / "store").as_uri())
+    storage.put("a/streamed.csv", b"x")
+    storage.put_file("a/moved.csv", _written(tmp_path / "moved.csv", b"y"))
+    modes = {key: (tmp_path / "store" / key).stat().st_mode & 0o777 for key in ("a/streamed.csv", "a/moved.csv")}
+    assert modes == {"a/streamed.csv": 0o600, "a/moved.csv": 0o600}
+
+
 def _written(path: Path, data: bytes) -> Path:
     path.write_bytes(data)
     return path

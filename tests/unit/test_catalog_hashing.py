@@ -35,3 +35,16 @@ def test_prefix_and_value_types_count():
 
 def test_an_empty_frame_has_no_hashes():
     assert row_hashes(pd.DataFrame({"a": pd.Series([], dtype=str)}), ["a"]).empty
+
+
+def test_a_row_hashes_the_same_whatever_else_its_chunk_holds():
+    alone = row_hashes(pd.DataFrame({"a": ["x"], "b": ["y"]}), ["a", "b"]).iloc[0]
+    with_separator = pd.DataFrame({"a": ["x", f"p{SEPARATOR}q"], "b": ["y", "z"]})
+    assert row_hashes(with_separator, ["a", "b"]).iloc[0] == alone
+
+
+def test_a_missing_value_counts_as_an_empty_cell_not_as_a_null_row():
+    frame = pd.DataFrame({"a": ["x", None, ""], "b": ["1", "2", "2"]})
+    hashes = row_hashes(frame, ["a", "b"]).tolist()
+    assert hashes[1] == hashes[2]
+    assert hashes[0] != hashes[1]

@@ -18,6 +18,7 @@ def series(*values: str) -> pd.Series:
     ("1 299,50", "1299.50", ""),
     ("1\u00a0299,50 ₽", "1299.50", ""),
     ("1\u202f299 руб.", "1299.00", ""),
+    ("1299\u2028", "1299.00", ""),
     ("1299 RUB", "1299.00", ""),
     ("$1,299.90", "1299.90", ""),
     ("12,5 usd", "12.50", ""),
@@ -37,7 +38,7 @@ def test_prices_are_read_as_merchants_write_them(raw, price, code):
 
 
 def test_stock_takes_whole_numbers_with_spaces_and_a_zero_decimal_part():
-    values, codes = parse_stock(series("15", "1\u00a0000", "3,0", "", "2.5", "много", "-1"))
+    values, codes = parse_stock(series("15", "1\u00a0000", "3,0\u2028", "", "2.5", "много", "-1"))
     assert values.tolist()[:4] == [15, 1000, 3, 0]
     assert codes.tolist() == ["", "", "", "", "stock_invalid", "stock_invalid", "stock_invalid"]
 
