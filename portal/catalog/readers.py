@@ -995,7 +995,8 @@ def save_text_copy(catalog: CatalogFile, path: Path, size: int = 50_000) -> int:
 def open_text_copy(path: Path) -> CatalogFile:
     """A catalog read from the text kept by ``save_text_copy`` (memory-mapped, nothing parsed again)."""
     with pa.memory_map(str(path)) as source:
-        schema = pa.ipc.open_file(source).schema
+        kept = pa.ipc.open_file(source)
+        schema, rows = kept.schema, sum(kept.get_batch(i).num_rows for i in range(kept.num_record_batches))
     meta = {k.decode(): v.decode() for k, v in (schema.metadata or {}).items()}
     columns = [name for name in schema.names if name != ROW]
 
@@ -1005,8 +1006,6 @@ def open_text_copy(path: Path) -> CatalogFile:
             for start in range(0, table.num_rows, size):
                 yield table.slice(start, size).to_pandas()
 
-    with pa.memory_map(str(path)) as source:
-        rows = pa.ipc.open_file(source).read_all().num_rows
     return CatalogFile(format=meta.get("format", "xlsx"), columns=columns, header_row=int(meta.get("header_row", "1")),
                        sheet=meta.get("sheet") or None, rows=max(rows, 1), _read=read)
 
