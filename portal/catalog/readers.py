@@ -11,13 +11,11 @@ import zipfile
 import zlib
 from collections import Counter
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import date, datetime, time
-from decimal import Decimal
 from pathlib import Path
 from typing import BinaryIO
 
+import fastexcel
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -26,7 +24,6 @@ import pyarrow.csv as pa_csv
 from charset_normalizer import from_bytes
 from flask_babel import gettext
 from lxml import etree
-from python_calamine import CalamineError, CalamineSheet, CalamineWorkbook, PasswordError, SheetVisibleEnum
 
 from portal.errors import PortalError
 
@@ -70,8 +67,6 @@ _CP1251_PUNCTUATION = re.compile("[«»–—№“”„‘’…•°±™©®
 _GLUED_TO_LATIN = re.compile("[A-Za-z][\u0400-\u04ff]|[\u0400-\u04ff][A-Za-z]")
 _NUMBERISH = re.compile(r"^[\s+\-−]*[\d\s.,:/\-]*\d[\d\s.,:/\-]*(?:[eE][+-]?\d+)?\s*(?:₽|руб\.?|р\.?|rub|\$|€|%)?\s*$",
                         re.IGNORECASE)
-_EXACT_INTEGER = 2.0**53
-_INFINITY = float("inf")
 _LXML_POSITION = re.compile(r",\s*line \d+, column \d+\s*$")
 
 
@@ -810,29 +805,44 @@ def _broken_csv(message: str, header_row: int) -> UnreadableFile:
 def _open_xlsx(path: Path, *, check_zip: bool = True) -> CatalogFile:
     if check_zip:
         _check_zip(path)
-    header_only = False
-    with _workbook(path) as book:
-        # A notes sheet in front of the price list is common: the first sheet holding a table wins.
-        for name in _sheet_order(book):
-            sheet = book.get_sheet_by_name(name)
-            shape = _sheet_shape(sheet)
-            if shape is not None and shape[1]:
-                header_row, columns, width = shape[0], shape[1], shape[2]
-                break
-            header_only = header_only or shape is not None
-        else:
-            if header_only:
-                raise _no_rows()
-            raise UnreadableFile(gettext("The workbook has no data: every sheet is empty."), code="empty_file")
+    name, table, header_row, columns, width = _first_table(_workbook(path))
     # Loading a sheet is most of the cost of an XLSX: the first chunks() reuses this one, later ones reload.
-    loaded = [sheet]
+    loaded = [table]
 
     def read(size: int) -> Iterator[pd.DataFrame]:
-        return _xlsx_chunks(path, name, loaded.pop() if loaded else None, header_row, width, columns, size)
+        sheet = loaded.pop() if loaded else _sheet_table(_workbook(path), name)[0]
+        return _xlsx_chunks(sheet, header_row, width, columns, size)
 
     # The sheet's height less the header: blank rows count too, so this is what progress is measured against.
-    rows = max(1, sheet.height - header_row)
+    rows = max(1, table.num_rows - header_row)
     return CatalogFile(format="xlsx", columns=columns, header_row=header_row, sheet=name, rows=rows, _read=read)
+
+
+def _first_table(book: fastexcel.ExcelReader) -> tuple[str, pa.Table, int, list[str], int]:
+    """The first sheet holding a table (a notes sheet in front of the price list is common).
+
+    Visible sheets come first, in workbook order; a hidden sheet is read only when nothing else has data.
+    """
+    header_only = False
+    hidden: list[str] = []
+    for name in [*book.sheet_names, None]:
+        if name is None:
+            if not hidden:
+                break
+            name = hidden.pop(0)
+            table, visible = _sheet_table(book, name)
+        else:
+            table, visible = _sheet_table(book, name)
+            if not visible:
+                hidden.append(name)
+                continue
+        shape = _table_shape(table)
+        if shape is not None and shape[1]:
+            return name, table, *shape
+        header_only = header_only or shape is not None
+    if header_only:
+        raise _no_rows()
+    raise UnreadableFile(gettext("The workbook has no data: every sheet is empty."), code="empty_file")
 
 
 def _check_zip(path: Path) -> None:
@@ -858,43 +868,61 @@ def _check_zip(path: Path) -> None:
         raise _damaged_xlsx() from None
 
 
-@contextmanager
-def _workbook(path: Path) -> Iterator[CalamineWorkbook]:
-    """A CalamineWorkbook whose own errors, opening or loading a sheet, become UnreadableFile."""
+def _workbook(path: Path) -> fastexcel.ExcelReader:
     try:
-        book = CalamineWorkbook.from_path(str(path))
-    except PasswordError:
-        raise UnreadableFile(gettext("The XLSX file is password-protected: remove the password and upload it "
-                                     "again."), code="old_excel") from None
-    except (CalamineError, ValueError, OSError):
+        return fastexcel.read_excel(str(path))
+    except (fastexcel.FastExcelError, ValueError, OSError):
         raise _damaged_xlsx() from None
+
+
+def _sheet_table(book: fastexcel.ExcelReader, name: str) -> tuple[pa.Table, bool]:
+    """Every cell of a sheet as text (nulls where empty), row i of the table being sheet row i+1.
+
+    fastexcel (calamine in Rust) turns cells into Arrow strings without a Python object per cell:
+    numbers as Excel's General format shows them (up to nine decimals, no exponent), so 4601234567893
+    stays a barcode; dates and booleans are written the way Excel shows them (see ``_as_shown``).
+    """
     try:
-        yield book
-    except CalamineError:
+        # header_row=None with skip_rows=0 keeps the blank rows above the data, so row numbers stay the sheet's.
+        sheet = book.load_sheet(name, header_row=None, skip_rows=0, dtypes="string")
+        table = pa.Table.from_batches([sheet.to_arrow()])
+    except (fastexcel.FastExcelError, ValueError, OSError):
         raise _damaged_xlsx() from None
-    finally:
-        book.close()
+    return pa.table([_as_shown(column) for column in table.columns], names=[str(i) for i in range(table.num_columns)]), \
+        sheet.visible == "visible"
 
 
-def _sheet_order(book: CalamineWorkbook) -> list[str]:
-    """Visible sheets first, in workbook order; a hidden sheet is read only when nothing else has data."""
-    visible = [m.name for m in book.sheets_metadata if m.visible == SheetVisibleEnum.Visible]
-    return visible + [name for name in book.sheet_names if name not in visible]
+_DATE_AT_MIDNIGHT = r"^(\d{4}-\d\d-\d\d) 00:00:00$"
+_TIME_OF_DAY = r"^1899-12-3[01] (\d\d:\d\d:\d\d(?:\.\d+)?)$"
 
 
-def _sheet_shape(sheet: CalamineSheet) -> tuple[int, list[str], int] | None:
+def _as_shown(column: pa.ChunkedArray) -> pa.ChunkedArray:
+    """A date as 2026-11-01 (with its time when it has one), a time of day alone, TRUE and FALSE in capitals."""
+    column = column.cast(pa.large_string())
+    if pc.any(pc.match_substring_regex(column, r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d")).as_py():
+        column = pc.replace_substring_regex(column, _DATE_AT_MIDNIGHT, r"\1")
+        column = pc.replace_substring_regex(column, _TIME_OF_DAY, r"\1")
+    if pc.any(pc.is_in(column, pa.array(["true", "false"]))).as_py():
+        column = pc.if_else(pc.equal(column, "true"), "TRUE", pc.if_else(pc.equal(column, "false"), "FALSE", column))
+    return column
+
+
+def _table_shape(table: pa.Table) -> tuple[int, list[str], int] | None:
     """Header row, column names and width; no names when the sheet has a header but no rows under it."""
-    if sheet.start is None:
+    if table.num_columns == 0:
         return None
     rows: list[tuple[int, list[str]]] = []
-    for number, values in enumerate(_sheet_rows(sheet), 1):
-        cells = _texts(values)
-        if _filled(cells):
-            rows.append((number, cells))
-            if len(rows) >= SAMPLE_RECORDS:
-                break
+    for start in range(0, table.num_rows, SAMPLE_RECORDS):
+        part = table.slice(start, SAMPLE_RECORDS)
+        values = [["" if cell is None else cell for cell in column.to_pylist()] for column in part.columns]
+        for offset, cells in enumerate(map(list, zip(*values))):
+            if _filled(cells):
+                rows.append((start + offset + 1, cells))
+        if len(rows) >= SAMPLE_RECORDS:
+            break
     if not rows:
         return None
+    rows = rows[:SAMPLE_RECORDS]
     header_at = _pick_header(rows[:HEADER_SCAN_ROWS])
     header_row, header = rows[header_at]
     data = [cells for _, cells in rows[header_at + 1:]]
@@ -904,67 +932,17 @@ def _sheet_shape(sheet: CalamineSheet) -> tuple[int, list[str], int] | None:
     return header_row, _column_names(header[:width] + [""] * (width - len(header))), width
 
 
-def _sheet_rows(sheet: CalamineSheet) -> Iterator[list[object]]:
-    try:
-        yield from sheet.iter_rows()  # row i is sheet row i+1: python-calamine pads the rows above the data
-    except CalamineError:
-        raise _damaged_xlsx() from None
-
-
-def _xlsx_chunks(path: Path, sheet_name: str, sheet: CalamineSheet | None, header_row: int, width: int,
-                 columns: list[str], size: int) -> Iterator[pd.DataFrame]:
-    if sheet is None:
-        with _workbook(path) as book:
-            sheet = book.get_sheet_by_name(sheet_name)  # the sheet's data outlives its closed workbook
-    rows: list[list[str]] = []
-    numbers: list[int] = []
-    for number, values in enumerate(_sheet_rows(sheet), 1):
-        if number <= header_row:
-            continue
-        cells = _texts(values[:width])
-        if not _filled(cells):
-            continue
-        if len(cells) < width:
-            cells += [""] * (width - len(cells))
-        rows.append(cells)
-        numbers.append(number)
-        if len(rows) >= size:
-            yield _frame(rows, numbers, columns)
-            rows, numbers = [], []
-    if rows:
-        yield _frame(rows, numbers, columns)
-
-
-def _texts(values: list[object]) -> list[str]:
-    return [value if type(value) is str else _cell_text(value) for value in values]
-
-
-def _cell_text(value: object) -> str:
-    """Cells as the merchant typed them: 4601234567893 not 4.60123456789E+12, 007 stays 007."""
-    if type(value) is float:
-        return _float_text(value)
-    if isinstance(value, bool):
-        return "TRUE" if value else "FALSE"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        return _float_text(float(value))
-    if isinstance(value, (datetime, date, time)):
-        return value.isoformat()
-    return "" if value is None else str(value)
-
-
-def _float_text(value: float) -> str:
-    if value.is_integer():
-        if -_EXACT_INTEGER < value < _EXACT_INTEGER:
-            return str(int(value))
-    elif value != value or value in (_INFINITY, -_INFINITY):
-        return ""
-    # The shortest digits that round-trip, written out in full (never the float's binary tail).
-    text = repr(value)
-    if "e" in text:
-        text = format(Decimal(text), "f")
-    return text[:-2] if text.endswith(".0") else text
+def _xlsx_chunks(table: pa.Table, header_row: int, width: int, columns: list[str],
+                 size: int) -> Iterator[pd.DataFrame]:
+    data = table.slice(header_row)
+    cells = [pc.fill_null(column, "") for column in data.columns[:width]]
+    cells += [pa.chunked_array([pa.nulls(data.num_rows, pa.large_string()).fill_null("")])] * (width - len(cells))
+    data = pa.table(cells, names=columns)
+    for start in range(0, data.num_rows, size):
+        frame = data.slice(start, size).to_pandas()
+        # _csv_frame numbers rows from the header: record i (from 1) after it is sheet row header_row + i.
+        frame.index = pd.RangeIndex(start + 1, start + 1 + len(frame))
+        yield _csv_frame(frame, columns, header_row)
 
 
 def _frame(rows: list[list[str]], numbers: list[int], columns: list[str]) -> pd.DataFrame:

@@ -6,13 +6,13 @@ import csv
 import io
 import zipfile
 from collections.abc import Iterable, Sequence
-from datetime import date, datetime
+from datetime import date, datetime, time
 from pathlib import Path
 from xml.sax.saxutils import escape, quoteattr
 
 import xlsxwriter
 
-Cell = str | int | float | bool | date | datetime | None
+Cell = str | int | float | bool | date | datetime | time | None
 
 
 def write_csv(path: Path, rows: Iterable[Sequence[str]], encoding: str = "utf-8", delimiter: str = ",",
@@ -44,6 +44,7 @@ def write_xlsx(path: Path, rows: Iterable[Sequence[Cell]], title_rows: Sequence[
     formats = {
         date: book.add_format({"num_format": "dd.mm.yyyy"}),
         datetime: book.add_format({"num_format": "dd.mm.yyyy hh:mm"}),
+        time: book.add_format({"num_format": "hh:mm"}),
     }
     row = 0
     for title in title_rows:
@@ -68,6 +69,8 @@ def _write_cell(worksheet, row: int, col: int, value: Cell, formats: dict) -> No
         worksheet.write_datetime(row, col, value, formats[datetime])
     elif isinstance(value, date):
         worksheet.write_datetime(row, col, value, formats[date])
+    elif isinstance(value, time):
+        worksheet.write_datetime(row, col, value, formats[time])
     else:
         worksheet.write_string(row, col, value)
 
