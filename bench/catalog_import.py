@@ -86,8 +86,11 @@ def main() -> None:
     parser.add_argument("--keep-file", metavar="DIR", type=Path,
                         help="keep the generated file in DIR and reuse it on the next run with the same --rows")
     args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="portal-bench-") as folder:
+        run(args, Path(folder))  # the stored uploads (GBs at 1M rows) go with the folder
 
-    work = Path(tempfile.mkdtemp(prefix="portal-bench-"))
+
+def run(args: argparse.Namespace, work: Path) -> None:
     url = os.environ.get("PORTAL_BENCH_DATABASE_URL") or f"sqlite:///{work / 'bench.sqlite3'}"
     if url.startswith("postgresql"):
         create_database_if_missing(url)
