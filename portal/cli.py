@@ -220,6 +220,76 @@ def catalog_import(merchant_slug: str, dry_run: bool, deactivate_missing: bool, 
         sys.exit(1)
 
 
+# -- taxonomy and mapping ------------------------------------------------------------------------
+
+taxonomy_cli = AppGroup("taxonomy", help="The marketplace taxonomy and its attribute requirements.")
+
+
+def _read_text(file: str) -> str:
+    with open(file, encoding="utf-8-sig") as handle:
+        try:
+            return handle.read()
+        except UnicodeDecodeError as exc:
+            raise click.ClickException(f"{file} is not UTF-8 text (byte {exc.start}).") from None
+
+
+@taxonomy_cli.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False), required=False)
+@json_option
+@portal_command
+def taxonomy_import(file: str | None, as_json: bool) -> None:
+    """Load FILE (Google Product Taxonomy lines, or a CSV id,parent_id,name); the shipped taxonomy by default.
+
+    Ids stay stable: a re-import reports added, renamed and removed categories.
+    """
+    from portal.category_mapping import services
+    from portal.category_mapping.services import DEFAULT_TAXONOMY
+    from portal.db import session
+
+    report = services.import_taxonomy(session, _read_text(file or str(DEFAULT_TAXONOMY)))
+    result = report.as_dict()
+    lines = [f"Taxonomy: {result['added']} added, {result['renamed']} renamed, {result['removed']} removed, "
+             f"{result['unchanged']} unchanged."]
+    lines += [f"  renamed {r['id']}: {r['from']} -> {r['to']}" for r in result["renamed_categories"][:20]]
+    emit(as_json, result, "\n".join(lines))
+
+
+@taxonomy_cli.command("requirements")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@json_option
+@portal_command
+def taxonomy_requirements(file: str, as_json: bool) -> None:
+    """Load per-category attribute requirements from a CSV (category_id,code,name_en,name_ru,type,unit,required,allowed_values)."""
+    from portal.category_mapping import services
+    from portal.db import session
+
+    report = services.load_requirements(session, _read_text(file)).as_dict()
+    emit(as_json, report, f"Requirements of {report['categories']} categories: {report['added']} added, "
+                          f"{report['changed']} changed, {report['removed']} removed.")
+
+
+mapping_cli = AppGroup("mapping", help="Merchants' categories mapped onto the marketplace taxonomy.")
+
+
+@mapping_cli.command("suggest")
+@click.option("--merchant", "merchant_slug", required=True, help="Merchant slug.")
+@json_option
+@portal_command
+def mapping_suggest(merchant_slug: str, as_json: bool) -> None:
+    """Each category of the merchant's catalog with its top 3 marketplace categories and their confidence."""
+    from portal.accounts.services import merchant_by_slug
+    from portal.category_mapping import services
+    from portal.db import session
+
+    merchant = merchant_by_slug(session, merchant_slug)
+    result = services.suggest_merchant(session, merchant.id)
+    lines = []
+    for item in result:
+        lines.append(f"{item['merchant_category']} ({item['products']} products, {item['status']})")
+        lines += [f"    {s['confidence']:.2f}  {s['category_id']}  {s['path']}" for s in item["suggestions"]]
+    emit(as_json, result, "\n".join(lines) or "The merchant's products have no categories.")
+
+
 def register(app: Any) -> None:
-    for group in (db_cli, merchants_cli, users_cli, tokens_cli, demo_cli, catalog_cli):
+    for group in (db_cli, merchants_cli, users_cli, tokens_cli, demo_cli, catalog_cli, taxonomy_cli, mapping_cli):
         app.cli.add_command(group)

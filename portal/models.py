@@ -3,3 +3,6 @@ from portal.accounts.models import ApiToken, Merchant, User  # noqa: F401
 from portal.audit import AuditEvent  # noqa: F401
 from portal.jobs.models import Job  # noqa: F401
 from portal.catalog.models import ColumnTemplate, Product, ProductEvent, Upload, UploadIssue  # noqa: F401
+from portal.category_mapping.models import (  # noqa: F401
+    AttributeMapping, CategoryAttribute, FillInRequest, ManagedCategory, MerchantCategory, TaxonomyCategory, ValueMapping,
+)

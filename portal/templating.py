@@ -11,21 +11,26 @@ from flask_login import current_user
 from portal.auth import ROLE_LABELS
 from portal.jobs.services import job_label
 
-CATALOG_NAV = [("catalog.products", _l("Products")), ("catalog.uploads", _l("Uploads"))]
+CATALOG_NAV = [("catalog.products", _l("Products")), ("catalog.uploads", _l("Uploads")),
+               ("category_mapping.categories", _l("Categories"))]
+MERCHANT_MAPPING_NAV = [("category_mapping.attribute_names", _l("Attributes")), ("category_mapping.inbox", _l("Requests"))]
 NAVIGATION: dict[str, list[tuple[str, Any]]] = {
     "merchant_admin": [
         ("home.index", _l("Home")),
         *CATALOG_NAV,
+        *MERCHANT_MAPPING_NAV,
         ("accounts.users", _l("Users")),
         ("accounts.tokens", _l("API tokens")),
         ("accounts.audit_log", _l("Audit log")),
     ],
-    "merchant_staff": [("home.index", _l("Home")), *CATALOG_NAV],
-    "category_manager": [("home.index", _l("Home")), ("admin.merchants", _l("Merchants")), *CATALOG_NAV],
+    "merchant_staff": [("home.index", _l("Home")), *CATALOG_NAV, *MERCHANT_MAPPING_NAV],
+    "category_manager": [("home.index", _l("Home")), ("admin.merchants", _l("Merchants")), *CATALOG_NAV,
+                         ("category_mapping.inbox", _l("Requests"))],
     "operator_admin": [
         ("home.index", _l("Home")),
         ("admin.merchants", _l("Merchants")),
         *CATALOG_NAV,
+        ("category_mapping.inbox", _l("Requests")),
         ("accounts.users", _l("Users")),
         ("accounts.tokens", _l("API tokens")),
         ("accounts.audit_log", _l("Audit log")),
@@ -47,6 +52,12 @@ UPLOAD_STATUS_LABELS = {
     "previewed": _l("previewed"),
     "applied": _l("applied"),
     "failed": _l("failed"),
+}
+MAPPING_STATUS_LABELS = {
+    "unmapped": _l("unmapped"),
+    "suggested": _l("suggested"),
+    "confirmed": _l("confirmed"),
+    "rejected": _l("rejected"),
 }
 EVENT_SOURCE_LABELS = {"upload": _l("catalog upload"), "api": _l("API"), "web": _l("cabinet")}
 
@@ -70,6 +81,7 @@ def init_app(app: Flask) -> None:
         job_status_label=job_status_label,
         job_kind_label=job_label,
         upload_status_label=lambda status: UPLOAD_STATUS_LABELS.get(status, status),
+        mapping_status_label=lambda status: MAPPING_STATUS_LABELS.get(status, status),
         event_source_label=lambda source: EVENT_SOURCE_LABELS.get(source, source),
         current_locale=lambda: str(get_locale() or "en"),
     )

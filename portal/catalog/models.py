@@ -5,14 +5,15 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, Numeric, String, Text, UniqueConstraint
+from sqlalchemy import JSON, ForeignKey, Index, Numeric, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from portal.db import Base, utcnow
 
 class Product(Base):
     __tablename__ = "products"
-    __table_args__ = (UniqueConstraint("merchant_id", "sku"), Index("ix_products_merchant_status", "merchant_id", "status"))
+    __table_args__ = (UniqueConstraint("merchant_id", "sku"), Index("ix_products_merchant_status", "merchant_id", "status"),
+                      Index("ix_products_merchant_readiness", "merchant_id", "readiness"))
 
     id: Mapped[int] = mapped_column(primary_key=True)
     merchant_id: Mapped[int] = mapped_column(ForeignKey("merchants.id"))
@@ -42,6 +43,22 @@ class Product(Base):
     # Plain ids, no foreign keys: bulk loads would pay two constraint checks a row for a trail.
     created_upload_id: Mapped[int | None]
     last_upload_id: Mapped[int | None]
+    # Readiness for the PIM, kept by portal.category_mapping.readiness (in bulk, never per request):
+    # unmapped, incomplete, invalid, inactive or ready. Server defaults: the bulk COPY path names no
+    # readiness columns.
+    readiness: Mapped[str] = mapped_column(String(16), default="unmapped", server_default="unmapped")
+    # The marketplace category its merchant category is confirmed onto, when it is.
+    marketplace_category_id: Mapped[int | None]
+    required_count: Mapped[int] = mapped_column(default=0, server_default="0")
+    filled_required: Mapped[int] = mapped_column(default=0, server_default="0")
+    # Codes of the required attributes the product lacks (or holds a value outside the allowed list for).
+    missing: Mapped[list[str]] = mapped_column(JSON, default=list, server_default=text("'[]'"))
+    readiness_at: Mapped[datetime | None]
+
+    @property
+    def completeness(self) -> float | None:
+        """Required attributes filled / required; None when its category requires nothing or it is unmapped."""
+        return self.filled_required / self.required_count if self.required_count else None
 
     @property
     def available(self) -> int:

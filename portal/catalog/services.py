@@ -41,6 +41,7 @@ from portal.catalog.models import ColumnTemplate, Product, ProductEvent, Upload,
 from portal.catalog.readers import CatalogFile, UnreadableFile, open_catalog, open_text_copy, save_text_copy
 from portal.catalog.reports import ErrorReport
 from portal.catalog.validation import ROW, message, parse_prices, validate_chunk
+from portal.category_mapping import services as mapping_services
 from portal.db import utcnow
 from portal.jobs.models import Job
 from portal.jobs.services import JobContext, enqueue, job
@@ -228,6 +229,9 @@ def process_upload(db: Session, upload_id: int, *, dry_run: bool, progress: Prog
                 catalog = open_catalog(local, upload.filename, max_bytes=current_app.config["MAX_CONTENT_LENGTH"],
                                        scan=False)
             _process(db, run, catalog, local, progress)
+            if not dry_run:
+                # New category paths get their suggestions while the merchant looks at the counts.
+                mapping_services.catalog_changed(db, upload.merchant_id)
         except (UnreadableFile, CatalogError) as exc:
             db.rollback()
             upload = db.get(Upload, upload_id)
@@ -765,16 +769,36 @@ def update_offer(db: Session, product: Product, *, principal: Principal, price: 
             changes["stock"] = [product.stock, stock]
             product.stock = stock
     if changes:
-        compact = {"ensure_ascii": False, "separators": (",", ":")}
-        canonical = {**{c: getattr(product, c) for c in CONTENT}, "price": _price_text(product.price),
-                     "stock": str(product.stock), "images": json.dumps(list(product.images or []), **compact),
-                     "attributes": json.dumps(dict(product.attributes or {}), **compact)}
-        product.content_hash = content_hash(pd.DataFrame([canonical])).iloc[0]
-        product.source_hash = ""  # the file row no longer describes the product: check it next time
-        product.updated_at = utcnow()
-        record_product_event(db, product, changes, principal=principal, source=source)
+        _changed(db, product, changes, principal=principal, source=source)
     db.commit()
     return product
+
+
+def set_attributes(db: Session, product: Product, values: dict[str, str], *, principal: Principal,
+                   source: str = "web") -> dict[str, Any]:
+    """Fill in attributes outside an upload (checked by the caller); a later upload keeps them unless its
+    file has the same column. Returns the changes; no commit."""
+    changes: dict[str, Any] = {}
+    attributes = dict(product.attributes or {})
+    for name, value in values.items():
+        if attributes.get(name, "") != value:
+            changes[f"attributes.{name}"] = [attributes.get(name), value]
+            attributes[name] = value
+    if changes:
+        product.attributes = attributes
+        _changed(db, product, changes, principal=principal, source=source)
+    return changes
+
+
+def _changed(db: Session, product: Product, changes: dict[str, Any], *, principal: Principal, source: str) -> None:
+    compact = {"ensure_ascii": False, "separators": (",", ":")}
+    canonical = {**{c: getattr(product, c) for c in CONTENT}, "price": _price_text(product.price),
+                 "stock": str(product.stock), "images": json.dumps(list(product.images or []), **compact),
+                 "attributes": json.dumps(dict(product.attributes or {}), **compact)}
+    product.content_hash = content_hash(pd.DataFrame([canonical])).iloc[0]
+    product.source_hash = ""  # the file row no longer describes the product: check it next time
+    product.updated_at = utcnow()
+    record_product_event(db, product, changes, principal=principal, source=source)
 
 
 def product_by_sku(db: Session, sku: str) -> Product | None:

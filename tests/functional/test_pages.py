@@ -9,10 +9,10 @@ from portal.accounts.models import User
 from portal.db import get_session
 
 NAV = {
-    "merchant_admin": {"Home", "Products", "Uploads", "Users", "API tokens", "Audit log"},
-    "merchant_staff": {"Home", "Products", "Uploads"},
-    "category_manager": {"Home", "Merchants", "Products", "Uploads"},
-    "operator_admin": {"Home", "Merchants", "Products", "Uploads", "Users", "API tokens", "Audit log"},
+    "merchant_admin": {"Home", "Products", "Uploads", "Categories", "Attributes", "Requests", "Users", "API tokens", "Audit log"},
+    "merchant_staff": {"Home", "Products", "Uploads", "Categories", "Attributes", "Requests"},
+    "category_manager": {"Home", "Merchants", "Products", "Uploads", "Categories", "Requests"},
+    "operator_admin": {"Home", "Merchants", "Products", "Uploads", "Categories", "Requests", "Users", "API tokens", "Audit log"},
 }
 
 

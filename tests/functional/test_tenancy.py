@@ -3,13 +3,20 @@ from __future__ import annotations
 
 import pytest
 
+from sqlalchemy import select
+
+from portal.category_mapping.models import FillInRequest, MerchantCategory
 from portal.db import get_session
 from portal.jobs.services import enqueue, get_runner
 from tests.support.catalog import csv_bytes, import_file, products
+from tests.support.mapping import load_taxonomy
 from tests.support.tenancy import Probe, assert_other_merchant_gets_404
 
 # Routes that take an id but hold no merchant data.
-NOT_MERCHANT_SCOPED = {"static", "accounts.accept_invite"}
+# category_mapping.enum_values and map_value take a marketplace attribute code; the values are the signed-in merchant's.
+NOT_MERCHANT_SCOPED = {"static", "accounts.accept_invite", "category_mapping.enum_values", "category_mapping.map_value"}
+# Routes with an id that merchant users cannot use at all (403 whoever owns the object); tested below.
+STAFF_ONLY = {"category_mapping.lock"}
 
 
 @pytest.fixture
@@ -24,8 +31,17 @@ def merchant_a(app, factory):
     get_runner(app).wait(timeout=30)
     upload = import_file(app, merchant.id, csv_bytes([["sku", "title", "price"], ["ONLY-A", "Товар", "10"], ["BAD", "x", "y"]]))
     product = products(app, merchant.id)["ONLY-A"]
+    load_taxonomy(app)
+    import_file(app, merchant.id, csv_bytes([["sku", "title", "price", "category"], ["CAT-A", "Чайник", "10", "Чайники"]]))
+    with app.app_context():
+        db = get_session()
+        category = db.scalar(select(MerchantCategory).where(MerchantCategory.merchant_id == merchant.id))
+        fill_in = FillInRequest(merchant_id=merchant.id, kind="manual", attributes=["volume_l"], text="Объём?", status="open")
+        db.add(fill_in)
+        db.commit()
     return {"merchant": merchant, "admin": admin, "staff": staff, "token": token, "job_id": job.id,
-            "upload_id": upload["upload_id"], "product_id": product.id}
+            "upload_id": upload["upload_id"], "product_id": product.id, "merchant_category_id": category.id,
+            "request_id": fill_in.id}
 
 
 def web_probes(a) -> list[Probe]:
@@ -43,6 +59,15 @@ def web_probes(a) -> list[Probe]:
         Probe("catalog.original_file", "GET", f"/catalog/uploads/{a['upload_id']}/file"),
         Probe("catalog.error_report", "GET", f"/catalog/uploads/{a['upload_id']}/errors"),
         Probe("catalog.product", "GET", f"/catalog/products/{a['product_id']}"),
+        Probe("category_mapping.category", "GET", f"/mapping/categories/{a['merchant_category_id']}"),
+        Probe("category_mapping.confirm", "POST", f"/mapping/categories/{a['merchant_category_id']}/confirm",
+              {"category_id": "751"}),
+        Probe("category_mapping.reject", "POST", f"/mapping/categories/{a['merchant_category_id']}/reject"),
+        Probe("category_mapping.show_request", "GET", f"/mapping/requests/{a['request_id']}"),
+        Probe("category_mapping.request_workbook", "GET", f"/mapping/requests/{a['request_id']}/workbook"),
+        Probe("category_mapping.return_workbook", "POST", f"/mapping/requests/{a['request_id']}/workbook"),
+        Probe("category_mapping.fill_request", "POST", f"/mapping/requests/{a['request_id']}/fill", {"v:1:volume_l": "1"}),
+        Probe("category_mapping.close_request", "POST", f"/mapping/requests/{a['request_id']}/close"),
     ]
 
 
@@ -92,6 +117,13 @@ def test_actions_on_another_merchants_objects_change_nothing(merchant_a, factory
 
 def test_every_route_with_an_id_is_probed_for_tenant_isolation(app, merchant_a):
     """A new route that takes an id fails here until its probe is added above."""
-    with_ids = {rule.endpoint for rule in app.url_map.iter_rules() if rule.arguments} - NOT_MERCHANT_SCOPED
+    with_ids = {rule.endpoint for rule in app.url_map.iter_rules() if rule.arguments} - NOT_MERCHANT_SCOPED - STAFF_ONLY
     probed = {p.endpoint for p in web_probes(merchant_a) + api_probes(merchant_a)}
     assert with_ids - probed == set(), f"routes without a tenant probe: {sorted(with_ids - probed)}"
+
+
+def test_staff_only_routes_with_an_id_are_closed_to_merchants(merchant_a, factory, auth):
+    """Locking is for category managers: any merchant user gets 403, their own category or not."""
+    auth.login(merchant_a["admin"].email)
+    path = f"/mapping/categories/{merchant_a['merchant_category_id']}/lock"
+    assert auth.post(path, csrf_page="/mapping/categories").status_code == 403

@@ -1,0 +1,1 @@
+"""Category mapping: the marketplace taxonomy, merchants' categories mapped onto it, readiness and fill-in requests."""

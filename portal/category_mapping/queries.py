@@ -1,0 +1,51 @@
+"""Reusable selects of the category-mapping pages (tenant-scoped where they touch merchant data)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Select, select
+
+from portal.category_mapping.models import CategoryAttribute, MerchantCategory, TaxonomyCategory
+from portal.tenancy import Principal, scoped_select
+
+
+def merchant_categories(principal: Principal | None = None, *, status: str = "", merchant_id: int | None = None,
+                        q: str = "") -> Select[tuple[MerchantCategory]]:
+    stmt = scoped_select(MerchantCategory, principal)
+    if status:
+        stmt = stmt.where(MerchantCategory.status == status)
+    if merchant_id:
+        stmt = stmt.where(MerchantCategory.merchant_id == merchant_id)
+    if q:
+        stmt = stmt.where(MerchantCategory.path.ilike(f"%{q}%"))
+    return stmt.order_by(MerchantCategory.products.desc(), MerchantCategory.path, MerchantCategory.id)
+
+
+def category_paths(db: Any, ids: set[int]) -> dict[int, str]:
+    if not ids:
+        return {}
+    return dict(db.execute(select(TaxonomyCategory.id, TaxonomyCategory.path).where(TaxonomyCategory.id.in_(ids))).tuples().all())
+
+
+@dataclass
+class Code:
+    """A marketplace attribute code with everything the categories say about it."""
+
+    code: str
+    name_en: str
+    name_ru: str
+    type: str
+    allowed: list[str] = field(default_factory=list)
+
+    def label(self, locale: str) -> str:
+        return (self.name_ru if locale == "ru" and self.name_ru else self.name_en) or self.code
+
+
+def codes(db: Any) -> dict[str, Code]:
+    """Every attribute code any category asks for; enum values are the union over the categories."""
+    result: dict[str, Code] = {}
+    for row in db.scalars(select(CategoryAttribute).order_by(CategoryAttribute.code, CategoryAttribute.id)):
+        entry = result.setdefault(row.code, Code(row.code, row.name_en, row.name_ru, row.type))
+        entry.allowed += [value for value in row.allowed_values if value not in entry.allowed]
+    return result

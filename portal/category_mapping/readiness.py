@@ -1,0 +1,228 @@
+"""Completeness and readiness of products, recomputed in bulk and stored on each product.
+
+A product is ``ready`` for the PIM when it is active, its last row was accepted, its merchant category
+is confirmed onto a marketplace category, and every attribute that category requires (its own and its
+ancestors') holds a value — for an enum, one of the allowed values, directly or through the merchant's
+value mapping. Only rows whose outcome changed are written.
+"""
+from __future__ import annotations
+
+import io
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select, text, update
+from sqlalchemy.orm import Session
+
+from portal.catalog.models import Product
+from portal.category_mapping.models import (
+    AttributeMapping, CategoryAttribute, MerchantCategory, TaxonomyCategory, ValueMapping,
+)
+from portal.db import utcnow
+
+BATCH = 20_000
+# Requirement codes that name one of the product's own fields rather than an attribute of the file.
+PRODUCT_FIELDS = ("brand", "gtin", "description", "images")
+READINESS_STATES = ("ready", "incomplete", "unmapped", "invalid", "inactive")
+
+
+def key(text_value: str) -> str:
+    """How names and values are compared: case, ё/е and outer spaces do not matter."""
+    return " ".join(text_value.lower().replace("ё", "е").split())
+
+
+@dataclass(frozen=True)
+class Rule:
+    code: str
+    names: frozenset[str]  # code, English and Russian names, as keys
+    allowed: frozenset[str] | None  # enum values, or None
+
+
+@dataclass
+class Requirements:
+    """Effective required attributes of every marketplace category (inherited from its ancestors)."""
+
+    by_category: dict[int, tuple[Rule, ...]] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, db: Session) -> Requirements:
+        parents = dict(db.execute(select(TaxonomyCategory.id, TaxonomyCategory.parent_id)).tuples().all())
+        own: dict[int, dict[str, Rule]] = {}
+        for row in db.scalars(select(CategoryAttribute).where(CategoryAttribute.required.is_(True))):
+            names = frozenset(filter(None, (key(row.code), key(row.name_en), key(row.name_ru))))
+            allowed = frozenset(key(v) for v in row.allowed_values) if row.type == "enum" else None
+            own.setdefault(row.category_id, {})[row.code] = Rule(row.code, names, allowed)
+        result = cls()
+        for category_id in parents:
+            chain, current, seen = [], category_id, set()
+            while current is not None and current not in seen:
+                seen.add(current)
+                chain.append(current)
+                current = parents.get(current)
+            merged: dict[str, Rule] = {}
+            for ancestor in reversed(chain):  # a subcategory's own rule wins over its ancestor's
+                merged.update(own.get(ancestor, {}))
+            if merged:
+                result.by_category[category_id] = tuple(sorted(merged.values(), key=lambda rule: rule.code))
+        return result
+
+    def of(self, category_id: int | None) -> tuple[Rule, ...]:
+        return self.by_category.get(category_id, ()) if category_id is not None else ()
+
+
+@dataclass
+class MerchantRules:
+    """One merchant's confirmed categories and their names for attributes and values."""
+
+    categories: dict[str, int]
+    names: dict[str, str]  # attribute name key -> code
+    values: dict[tuple[str, str], str]  # (code, value key) -> allowed value
+
+    @classmethod
+    def load(cls, db: Session, merchant_id: int) -> MerchantRules:
+        # A mapping onto a category a newer taxonomy dropped counts as no mapping.
+        categories = dict(db.execute(select(MerchantCategory.path, MerchantCategory.category_id)
+                                     .join(TaxonomyCategory, TaxonomyCategory.id == MerchantCategory.category_id).where(
+            MerchantCategory.merchant_id == merchant_id, MerchantCategory.status == "confirmed",
+            TaxonomyCategory.is_active.is_(True))).tuples().all())
+        names = {key(source): code for source, code in db.execute(select(
+            AttributeMapping.source_name, AttributeMapping.code).where(AttributeMapping.merchant_id == merchant_id))}
+        values = {(code, key(source)): value for code, source, value in db.execute(select(
+            ValueMapping.code, ValueMapping.source_value, ValueMapping.value).where(ValueMapping.merchant_id == merchant_id))}
+        return cls(categories, names, values)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    readiness: str
+    category_id: int | None
+    required: int
+    filled: int
+    missing: tuple[str, ...]
+
+
+def evaluate(product: dict[str, Any], requirements: Requirements, merchant: MerchantRules) -> Outcome:
+    """The readiness of one product (a dict of its columns): pure, so it is tested without a database."""
+    category_id = merchant.categories.get(product["category"] or "")
+    rules = requirements.of(category_id)
+    # Every value the product holds for each code: the file may name one attribute twice (its own
+    # "Оттенок" mapped onto colour beside a "Цвет" filled in later); any valid one will do.
+    attributes: dict[str, list[str]] = {}
+    for name, value in (product.get("attributes") or {}).items():
+        if value is None or not str(value).strip():
+            continue
+        name_key = key(name)
+        attributes.setdefault(merchant.names.get(name_key, name_key), []).append(str(value))
+    missing = [rule.code for rule in rules if not holds(product, attributes, rule, merchant)]
+    if product["status"] != "active":
+        readiness = "inactive"
+    elif product.get("last_error"):
+        readiness = "invalid"
+    elif category_id is None:
+        readiness = "unmapped"
+    elif missing:
+        readiness = "incomplete"
+    else:
+        readiness = "ready"
+    return Outcome(readiness, category_id, len(rules), len(rules) - len(missing), tuple(missing))
+
+
+def holds(product: dict[str, Any], attributes: dict[str, list[str]], rule: Rule, merchant: MerchantRules) -> bool:
+    """Whether the product holds an accepted value for ``rule`` (``attributes``: its values by code)."""
+    if rule.code in PRODUCT_FIELDS:
+        return bool(product.get(rule.code))
+    values = [*attributes.get(rule.code, ())]
+    for name in rule.names - {rule.code}:
+        values += attributes.get(name, ())
+    if rule.allowed is None:
+        return bool(values)
+    return any(key(value) in rule.allowed or (rule.code, key(value)) in merchant.values for value in values)
+
+
+@dataclass
+class Summary:
+    products: int = 0
+    changed: int = 0
+    merchants: list[int] = field(default_factory=list)
+    by_state: dict[str, int] = field(default_factory=dict)
+
+
+def recompute(db: Session, merchant_ids: Iterable[int] | None = None, *, paths: Iterable[str] | None = None) -> Summary:
+    """Recompute and store readiness for the given merchants (all when None), only ``paths`` if given.
+
+    Reads products in primary-key batches and writes only those whose outcome changed. No commit.
+    """
+    requirements = Requirements.load(db)
+    if merchant_ids is None:
+        merchant_ids = [row for row in db.scalars(select(Product.merchant_id).distinct())]
+    summary = Summary()
+    now = utcnow()
+    for merchant_id in merchant_ids:
+        summary.merchants.append(merchant_id)
+        rules = MerchantRules.load(db, merchant_id)
+        for batch in _batches(db, merchant_id, list(paths) if paths is not None else None):
+            changes = []
+            for product in batch:
+                outcome = evaluate(product, requirements, rules)
+                summary.products += 1
+                summary.by_state[outcome.readiness] = summary.by_state.get(outcome.readiness, 0) + 1
+                if (product["readiness"], product["marketplace_category_id"], product["required_count"],
+                        product["filled_required"], tuple(product["missing"] or ())) != (
+                        outcome.readiness, outcome.category_id, outcome.required, outcome.filled, outcome.missing):
+                    changes.append(outcome_row(product["id"], outcome, now))
+            if changes:
+                _write(db, changes)
+                summary.changed += len(changes)
+    db.flush()
+    return summary
+
+
+COLUMNS = (Product.id, Product.merchant_id, Product.category, Product.attributes, Product.status, Product.last_error,
+           Product.brand, Product.gtin, Product.description, Product.images, Product.readiness,
+           Product.marketplace_category_id, Product.required_count, Product.filled_required, Product.missing)
+
+
+def _batches(db: Session, merchant_id: int, paths: list[str] | None) -> Iterator[list[dict[str, Any]]]:
+    last = 0
+    while True:
+        stmt = select(*COLUMNS).where(Product.merchant_id == merchant_id, Product.id > last)
+        if paths is not None:
+            stmt = stmt.where(Product.category.in_(paths))
+        rows = [dict(row._mapping) for row in db.execute(stmt.order_by(Product.id).limit(BATCH))]
+        if not rows:
+            return
+        yield rows
+        last = rows[-1]["id"]
+
+
+def outcome_row(product_id: int, outcome: Outcome, now: datetime) -> dict[str, Any]:
+    return {"id": product_id, "readiness": outcome.readiness, "marketplace_category_id": outcome.category_id,
+            "required_count": outcome.required, "filled_required": outcome.filled, "missing": list(outcome.missing),
+            "readiness_at": now}
+
+
+def _write(db: Session, changes: list[dict[str, Any]]) -> None:
+    if db.get_bind().dialect.name != "postgresql":
+        db.execute(update(Product), changes)  # executemany by primary key
+        return
+    # PostgreSQL: one COPY into a temporary table and one UPDATE … FROM, not a statement per product.
+    import json
+
+    db.execute(text("CREATE TEMP TABLE IF NOT EXISTS readiness_staging (id integer PRIMARY KEY, readiness text, "
+                    "marketplace_category_id integer, required_count integer, filled_required integer, missing json, "
+                    "readiness_at timestamptz) ON COMMIT DROP"))
+    db.execute(text("TRUNCATE readiness_staging"))
+    buffer = io.StringIO()
+    for row in changes:
+        buffer.write("\t".join((str(row["id"]), row["readiness"], "\\N" if row["marketplace_category_id"] is None
+                                else str(row["marketplace_category_id"]), str(row["required_count"]),
+                                str(row["filled_required"]), json.dumps(row["missing"]).replace("\\", "\\\\"),
+                                row["readiness_at"].isoformat())) + "\n")
+    cursor = db.connection().connection.driver_connection.cursor()
+    with cursor.copy("COPY readiness_staging FROM STDIN") as copy:
+        copy.write(buffer.getvalue())
+    db.execute(text("UPDATE products AS p SET readiness = s.readiness, marketplace_category_id = s.marketplace_category_id, "
+                    "required_count = s.required_count, filled_required = s.filled_required, missing = s.missing, "
+                    "readiness_at = s.readiness_at FROM readiness_staging AS s WHERE p.id = s.id"))
