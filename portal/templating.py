@@ -24,13 +24,16 @@ NAVIGATION: dict[str, list[tuple[str, Any]]] = {
         ("accounts.audit_log", _l("Audit log")),
     ],
     "merchant_staff": [("home.index", _l("Home")), *CATALOG_NAV, *MERCHANT_MAPPING_NAV],
-    "category_manager": [("home.index", _l("Home")), ("admin.merchants", _l("Merchants")), *CATALOG_NAV,
-                         ("category_mapping.inbox", _l("Requests"))],
+    "category_manager": [("home.index", _l("Home")), ("category_mapping.weak_spots_view", _l("Weak spots")),
+                         ("admin.merchants", _l("Merchants")), *CATALOG_NAV, ("category_mapping.inbox", _l("Requests")),
+                         ("category_mapping.taxonomy", _l("Taxonomy"))],
     "operator_admin": [
         ("home.index", _l("Home")),
         ("admin.merchants", _l("Merchants")),
         *CATALOG_NAV,
         ("category_mapping.inbox", _l("Requests")),
+        ("category_mapping.weak_spots_view", _l("Weak spots")),
+        ("category_mapping.taxonomy", _l("Taxonomy")),
         ("accounts.users", _l("Users")),
         ("accounts.tokens", _l("API tokens")),
         ("accounts.audit_log", _l("Audit log")),
@@ -59,6 +62,13 @@ MAPPING_STATUS_LABELS = {
     "confirmed": _l("confirmed"),
     "rejected": _l("rejected"),
 }
+READINESS_LABELS = {
+    "ready": _l("ready"),
+    "incomplete": _l("incomplete"),
+    "unmapped": _l("category not mapped"),
+    "invalid": _l("last update rejected"),
+    "inactive": _l("inactive"),
+}
 EVENT_SOURCE_LABELS = {"upload": _l("catalog upload"), "api": _l("API"), "web": _l("cabinet")}
 
 
@@ -82,6 +92,7 @@ def init_app(app: Flask) -> None:
         job_kind_label=job_label,
         upload_status_label=lambda status: UPLOAD_STATUS_LABELS.get(status, status),
         mapping_status_label=lambda status: MAPPING_STATUS_LABELS.get(status, status),
+        readiness_label=lambda state: READINESS_LABELS.get(state, state),
         event_source_label=lambda source: EVENT_SOURCE_LABELS.get(source, source),
         current_locale=lambda: str(get_locale() or "en"),
     )

@@ -49,3 +49,24 @@ def codes(db: Any) -> dict[str, Code]:
         entry = result.setdefault(row.code, Code(row.code, row.name_en, row.name_ru, row.type))
         entry.allowed += [value for value in row.allowed_values if value not in entry.allowed]
     return result
+
+
+def ancestors(db: Any, category: TaxonomyCategory) -> list[TaxonomyCategory]:
+    """The category's chain from its root down to itself."""
+    chain = [category]
+    while chain[-1].parent_id is not None and len(chain) < 20:
+        parent = db.get(TaxonomyCategory, chain[-1].parent_id)
+        if parent is None:
+            break
+        chain.append(parent)
+    return list(reversed(chain))
+
+
+def managers(db: Any, category_id: int) -> tuple[list[Any], list[Any]]:
+    """The category managers in charge of a category itself, and the others who could be."""
+    from portal.accounts.models import User
+    from portal.category_mapping.models import ManagedCategory
+
+    everyone = db.scalars(select(User).where(User.role == "category_manager").order_by(User.email)).all()
+    chosen = set(db.scalars(select(ManagedCategory.user_id).where(ManagedCategory.category_id == category_id)))
+    return [u for u in everyone if u.id in chosen], [u for u in everyone if u.id not in chosen]

@@ -15,6 +15,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from flask_babel import gettext
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import Select, cast, func, select
 from sqlalchemy.orm import Session
 from sqlalchemy.types import Text
@@ -28,6 +29,7 @@ from portal.category_mapping.exceptions import MappingError
 from portal.category_mapping.models import FillInRequest, TaxonomyCategory
 from portal.category_mapping.readiness import MerchantRules, Rule, key
 from portal.db import utcnow
+from portal.jobs.services import JobContext, job
 from portal.tenancy import Principal, scoped_select
 
 AUTO_DUE = timedelta(days=14)
@@ -385,3 +387,10 @@ def receive_fill_file(db: Session, principal: Principal, row: FillInRequest, mer
     record(db, "fill_in.upload", actor=principal, merchant_id=row.merchant_id, target=row, details={"upload_id": upload.id})
     db.commit()
     return upload
+
+
+@job("mapping.refresh", label=_l("Readiness after a change of requirements"))
+def refresh_job(ctx: JobContext) -> dict[str, Any]:
+    summary = refresh(ctx.session, kind=ctx.payload.get("kind", "auto"))
+    ctx.session.commit()
+    return {"products": summary.products, "changed": summary.changed, "merchants": len(summary.merchants)}

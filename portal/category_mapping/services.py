@@ -290,3 +290,76 @@ def mapped_count(db: Session, merchant_id: int) -> dict[str, int]:
     return dict(db.execute(select(MerchantCategory.status, func.count()).where(
         MerchantCategory.merchant_id == merchant_id).group_by(MerchantCategory.status)).all())
 
+
+
+# --- requirements edited in the browser, and who is in charge -------------------------------------------------------
+
+def check_can_edit(db: Session, principal: Principal, category_id: int) -> None:
+    from portal.category_mapping.weak_spots import categories_in_charge
+
+    allowed = categories_in_charge(db, principal)
+    if principal.is_merchant or (allowed is not None and category_id not in allowed):
+        raise MappingLocked(gettext("Only the category managers in charge of this category (and operators) can "
+                                    "change its requirements."), code="not_in_charge")
+
+
+def save_requirement(db: Session, principal: Principal, category_id: int, cells: dict[str, str]) -> Requirement:
+    """Add or change one requirement from the browser, checked like a line of the requirements file."""
+    check_can_edit(db, principal, category_id)
+    import csv
+    import io
+
+    from portal.category_mapping.taxonomy import REQUIREMENT_COLUMNS
+
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(REQUIREMENT_COLUMNS)
+    writer.writerow([str(category_id)] + [cells.get(name, "") for name in REQUIREMENT_COLUMNS[1:]])
+    (requirement,) = parse_requirements(buffer.getvalue(), {category_id})
+    current = [Requirement(row.category_id, row.code, row.name_en, row.name_ru, row.type, row.unit, row.required,
+                           list(row.allowed_values))
+               for row in db.scalars(select(CategoryAttribute).where(CategoryAttribute.category_id == category_id))
+               if row.code != requirement.code]
+    replace_requirements(db, category_id, [*current, requirement])
+    record(db, "taxonomy.requirement_saved", actor=principal, details={"category_id": category_id, "code": requirement.code})
+    db.commit()
+    _refresh_later(principal)
+    return requirement
+
+
+def delete_requirement(db: Session, principal: Principal, category_id: int, code: str) -> None:
+    check_can_edit(db, principal, category_id)
+    row = db.scalar(select(CategoryAttribute).where(CategoryAttribute.category_id == category_id,
+                                                    CategoryAttribute.code == code))
+    if row is not None:
+        db.delete(row)
+        record(db, "taxonomy.requirement_deleted", actor=principal, details={"category_id": category_id, "code": code})
+    db.commit()
+    _refresh_later(principal)
+
+
+def _refresh_later(principal: Principal) -> None:
+    """Readiness of every merchant follows the new rules in a background job, not in the request."""
+    from portal.jobs.services import enqueue
+
+    enqueue("mapping.refresh", {"kind": "rules"}, user_id=principal.user_id)
+
+
+def assign_manager(db: Session, principal: Principal, category_id: int, user_id: int, assigned: bool) -> None:
+    """Operators put a category manager in charge of a category (with its subtree), or take them off it."""
+    from portal.accounts.models import User
+    from portal.category_mapping.models import ManagedCategory
+
+    if principal.role != "operator_admin":
+        raise MappingLocked(gettext("Only operators decide who is in charge of a category."), code="not_operator")
+    user = db.get(User, user_id)
+    if user is None or user.role != "category_manager":
+        raise MappingError(gettext("Choose a category manager."), code="not_a_category_manager")
+    row = db.get(ManagedCategory, (user_id, category_id))
+    if assigned and row is None:
+        db.add(ManagedCategory(user_id=user_id, category_id=category_id))
+    elif not assigned and row is not None:
+        db.delete(row)
+    record(db, "taxonomy.manager_assigned" if assigned else "taxonomy.manager_removed", actor=principal,
+           details={"category_id": category_id, "user_id": user_id})
+    db.commit()

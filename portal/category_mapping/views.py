@@ -9,17 +9,20 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, s
 from flask_babel import get_locale, gettext
 from flask_login import current_user
 
-from sqlalchemy import select
+from sqlalchemy import case, select
 
 from portal.accounts.forms import ActionForm
 from portal.accounts.models import Merchant
 from portal.accounts.queries import merchant_names_by_id
 from portal.auth import roles_required
 from portal.catalog.exceptions import CatalogError
-from portal.category_mapping import attributes, queries, requests, services, suggest
+from portal.category_mapping import attributes, queries, requests, services, suggest, weak_spots
 from portal.category_mapping.exceptions import MappingError
 from portal.category_mapping.forms import BulkConfirmForm, ConfirmForm, FillUploadForm, ManualRequestForm
-from portal.category_mapping.models import MAPPING_STATES, FillInRequest, MerchantCategory
+from portal.catalog.models import Product
+from portal.category_mapping.models import (
+    ATTRIBUTE_TYPES, MAPPING_STATES, CategoryAttribute, FillInRequest, MerchantCategory, TaxonomyCategory,
+)
 from portal.db import session as db
 from portal.pagination import paginate
 from portal.tenancy import current_principal, get_or_404
@@ -291,3 +294,148 @@ def new_request():
             flash(gettext("Request sent to the merchant."), "success")
             return redirect(url_for("category_mapping.show_request", request_id=row.id))
     return render_template("category_mapping/new_request.html", form=form, known=queries.codes(db))
+
+
+# --- weak spots -----------------------------------------------------------------------------------------------------
+
+def _spot_labels() -> dict[str, str]:
+    return {"key": gettext("Id"), "path": gettext("Category"), "products": gettext("Products"),
+            "merchants": gettext("Merchants"), "completeness": gettext("Average completeness"),
+            "ready_share": gettext("Ready"), "open_requests": gettext("Open requests"),
+            "overdue_requests": gettext("Overdue requests"), "pending_categories": gettext("Unmapped merchant categories"),
+            "missing": gettext("Most often missing")}
+
+
+def _spots_page(rows, *, category=None, endpoint="category_mapping.weak_spots", **route):
+    sort_key = request.args.get("sort", "products")
+    descending = request.args.get("dir", "desc") != "asc"
+    rows = weak_spots.sort(rows, sort_key, descending)
+    fmt = request.args.get("format")
+    labels = _spot_labels()
+    if category is not None:
+        labels["path"] = gettext("Merchant")
+    if fmt in ("csv", "xlsx"):
+        data, mimetype = weak_spots.export(rows, fmt, labels)
+        name = f"weak-spots{'-' + str(category.id) if category is not None else ''}.{fmt}"
+        return send_file(io.BytesIO(data), as_attachment=True, download_name=name, mimetype=mimetype)
+    known = queries.codes(db)
+    return render_template("category_mapping/weak_spots.html", rows=rows, category=category, sort=sort_key,
+                           descending=descending, labels=labels, endpoint=endpoint, route=route,
+                           names=requests.labels(known, str(get_locale() or "en")))
+
+
+@bp.get("/weak-spots")
+@roles_required(*STAFF)
+def weak_spots_view():
+    return _spots_page(weak_spots.spots(db, current_principal()), endpoint="category_mapping.weak_spots_view")
+
+
+@bp.get("/weak-spots/<int:category_id>")
+@roles_required(*STAFF)
+def weak_spot(category_id: int):
+    category = db.get(TaxonomyCategory, category_id)
+    allowed = weak_spots.categories_in_charge(db, current_principal())
+    if category is None or (allowed is not None and category_id not in allowed):
+        abort(404)
+    return _spots_page(weak_spots.spots(db, current_principal(), category_id=category_id), category=category,
+                       endpoint="category_mapping.weak_spot", category_id=category_id)
+
+
+@bp.get("/weak-spots/<int:category_id>/merchants/<int:merchant_id>")
+@roles_required(*STAFF)
+def weak_spot_products(category_id: int, merchant_id: int):
+    category = db.get(TaxonomyCategory, category_id)
+    allowed = weak_spots.categories_in_charge(db, current_principal())
+    merchant = db.get(Merchant, merchant_id)
+    if category is None or merchant is None or (allowed is not None and category_id not in allowed):
+        abort(404)
+    stmt = (select(Product).where(Product.merchant_id == merchant_id, Product.marketplace_category_id == category_id)
+            .order_by(case((Product.readiness == "ready", 1), else_=0), Product.sku))
+    page = paginate(db, stmt, request.args.get("page", 1, type=int), per_page=50)
+    known = queries.codes(db)
+    return render_template("category_mapping/weak_spot_products.html", page=page, category=category, merchant=merchant,
+                           names=requests.labels(known, str(get_locale() or "en")))
+
+
+# --- the taxonomy, its requirements and who is in charge ------------------------------------------------------------
+
+@bp.get("/taxonomy")
+@roles_required(*STAFF)
+def taxonomy():
+    q = request.args.get("q", "").strip()[:200]
+    if q:
+        found = suggest.engine(db).search(q, limit=50)
+    else:
+        found = [(row.id, row.path) for row in db.scalars(select(TaxonomyCategory).where(
+            TaxonomyCategory.parent_id.is_(None), TaxonomyCategory.is_active).order_by(TaxonomyCategory.path))]
+    allowed = weak_spots.categories_in_charge(db, current_principal())
+    return render_template("category_mapping/taxonomy.html", q=q, found=found, allowed=allowed)
+
+
+@bp.get("/taxonomy/<int:category_id>")
+@roles_required(*STAFF)
+def taxonomy_category(category_id: int):
+    category = db.get(TaxonomyCategory, category_id)
+    if category is None:
+        abort(404)
+    chain = queries.ancestors(db, category)
+    own = db.scalars(select(CategoryAttribute).where(CategoryAttribute.category_id == category_id)
+                     .order_by(CategoryAttribute.code)).all()
+    inherited = db.scalars(select(CategoryAttribute).where(CategoryAttribute.category_id.in_([c.id for c in chain[:-1]]))
+                           .order_by(CategoryAttribute.code)).all()
+    children = db.scalars(select(TaxonomyCategory).where(TaxonomyCategory.parent_id == category_id,
+                                                         TaxonomyCategory.is_active).order_by(TaxonomyCategory.name)).all()
+    allowed = weak_spots.categories_in_charge(db, current_principal())
+    managers, candidates = queries.managers(db, category_id)
+    return render_template("category_mapping/taxonomy_category.html", category=category, chain=chain, own=own,
+                           inherited=inherited, children=children, managers=managers, candidates=candidates,
+                           can_edit=allowed is None or category_id in allowed, types=ATTRIBUTE_TYPES,
+                           action=ActionForm())
+
+
+@bp.post("/taxonomy/<int:category_id>/requirements")
+@roles_required(*STAFF)
+def save_requirement(category_id: int):
+    if db.get(TaxonomyCategory, category_id) is None:
+        abort(404)
+    if ActionForm().validate_on_submit():
+        cells = {name: request.form.get(name, "") for name in ("code", "name_en", "name_ru", "type", "unit", "allowed_values")}
+        cells["required"] = "yes" if request.form.get("required") else "no"
+        try:
+            saved = services.save_requirement(db, current_principal(), category_id, cells)
+            flash(gettext("“%(code)s” saved; readiness is being recomputed for every merchant.", code=saved.code), "success")
+        except MappingError as exc:
+            db.rollback()
+            flash(" ".join([exc.message, *(exc.details or [])]), "danger")
+    return redirect(url_for("category_mapping.taxonomy_category", category_id=category_id))
+
+
+@bp.post("/taxonomy/<int:category_id>/requirements/<code>/delete")
+@roles_required(*STAFF)
+def delete_requirement(category_id: int, code: str):
+    if db.get(TaxonomyCategory, category_id) is None:
+        abort(404)
+    if ActionForm().validate_on_submit():
+        try:
+            services.delete_requirement(db, current_principal(), category_id, code)
+            flash(gettext("“%(code)s” removed.", code=code), "success")
+        except MappingError as exc:
+            db.rollback()
+            flash(exc.message, "danger")
+    return redirect(url_for("category_mapping.taxonomy_category", category_id=category_id))
+
+
+@bp.post("/taxonomy/<int:category_id>/managers")
+@roles_required("operator_admin")
+def assign_manager(category_id: int):
+    if db.get(TaxonomyCategory, category_id) is None:
+        abort(404)
+    if ActionForm().validate_on_submit():
+        try:
+            services.assign_manager(db, current_principal(), category_id, request.form.get("user_id", type=int) or 0,
+                                    request.form.get("assigned", "1") == "1")
+            flash(gettext("Saved."), "success")
+        except MappingError as exc:
+            db.rollback()
+            flash(exc.message, "danger")
+    return redirect(url_for("category_mapping.taxonomy_category", category_id=category_id))

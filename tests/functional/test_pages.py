@@ -11,8 +11,8 @@ from portal.db import get_session
 NAV = {
     "merchant_admin": {"Home", "Products", "Uploads", "Categories", "Attributes", "Requests", "Users", "API tokens", "Audit log"},
     "merchant_staff": {"Home", "Products", "Uploads", "Categories", "Attributes", "Requests"},
-    "category_manager": {"Home", "Merchants", "Products", "Uploads", "Categories", "Requests"},
-    "operator_admin": {"Home", "Merchants", "Products", "Uploads", "Categories", "Requests", "Users", "API tokens", "Audit log"},
+    "category_manager": {"Home", "Weak spots", "Merchants", "Products", "Uploads", "Categories", "Requests", "Taxonomy"},
+    "operator_admin": {"Home", "Merchants", "Products", "Uploads", "Categories", "Requests", "Weak spots", "Taxonomy", "Users", "API tokens", "Audit log"},
 }
 
 

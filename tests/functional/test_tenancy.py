@@ -16,7 +16,9 @@ from tests.support.tenancy import Probe, assert_other_merchant_gets_404
 # category_mapping.enum_values and map_value take a marketplace attribute code; the values are the signed-in merchant's.
 NOT_MERCHANT_SCOPED = {"static", "accounts.accept_invite", "category_mapping.enum_values", "category_mapping.map_value"}
 # Routes with an id that merchant users cannot use at all (403 whoever owns the object); tested below.
-STAFF_ONLY = {"category_mapping.lock"}
+STAFF_ONLY = {"category_mapping.lock", "category_mapping.weak_spot", "category_mapping.weak_spot_products",
+              "category_mapping.taxonomy_category", "category_mapping.save_requirement",
+              "category_mapping.delete_requirement", "category_mapping.assign_manager"}
 
 
 @pytest.fixture
@@ -125,5 +127,11 @@ def test_every_route_with_an_id_is_probed_for_tenant_isolation(app, merchant_a):
 def test_staff_only_routes_with_an_id_are_closed_to_merchants(merchant_a, factory, auth):
     """Locking is for category managers: any merchant user gets 403, their own category or not."""
     auth.login(merchant_a["admin"].email)
-    path = f"/mapping/categories/{merchant_a['merchant_category_id']}/lock"
-    assert auth.post(path, csrf_page="/mapping/categories").status_code == 403
+    merchant = merchant_a["merchant"].id
+    for method, path in [("POST", f"/mapping/categories/{merchant_a['merchant_category_id']}/lock"),
+                         ("GET", "/mapping/weak-spots/751"), ("GET", f"/mapping/weak-spots/751/merchants/{merchant}"),
+                         ("GET", "/mapping/taxonomy/751"), ("POST", "/mapping/taxonomy/751/requirements"),
+                         ("POST", "/mapping/taxonomy/751/requirements/volume_l/delete"),
+                         ("POST", "/mapping/taxonomy/751/managers")]:
+        response = auth.post(path, csrf_page="/mapping/categories") if method == "POST" else auth.client.get(path)
+        assert response.status_code == 403, path
