@@ -45,6 +45,7 @@ def seed_demo(db: Session, *, merchants: int = 3, products: int = 40, seed: int 
     created = False
     wanted = _merchant_slugs(merchants)
     if not (if_empty and existing):
+        created = _seed_taxonomy(db) or created
         for email, role in STAFF:
             if db.scalar(select(User.id).where(User.email == email)) is None:
                 create_user(db, email=email, password=DEMO_PASSWORD, role=role, full_name=_name(rng))
@@ -65,6 +66,9 @@ def seed_demo(db: Session, *, merchants: int = 3, products: int = 40, seed: int 
                 admin = admin or user
             if products and _seed_catalog(db, merchant, admin, products, seed):
                 created = True
+            if products and _seed_mapping(db, merchant, admin):
+                created = True
+        created = _seed_category_manager(db) or created
     return {"created": created, "users": demo_logins(db)}
 
 
@@ -92,6 +96,66 @@ def _seed_catalog(db: Session, merchant: Merchant, admin: User, count: int, seed
     upload = receive_upload(db, principal, stream=io.BytesIO(catalog_csv(merchant.slug, count, seed)),
                             filename=f"{merchant.slug}-catalog.csv", source="cli")
     process_upload(db, upload.id, dry_run=False)
+    return True
+
+
+def _seed_taxonomy(db: Session) -> bool:
+    """The shipped Google taxonomy and the demo requirements, when no taxonomy is loaded yet."""
+    from portal.category_mapping import services
+    from portal.category_mapping.models import TaxonomyCategory
+
+    if db.scalar(select(TaxonomyCategory.id).limit(1)) is not None:
+        return False
+    services.import_taxonomy(db, services.DEFAULT_TAXONOMY.read_text(encoding="utf-8"))
+    services.load_requirements(db, services.DEMO_REQUIREMENTS.read_text(encoding="utf-8"))
+    return True
+
+
+def _seed_mapping(db: Session, merchant: Merchant, admin: User) -> bool:
+    """Half of a merchant's categories confirmed (their best suggestion), the rest left to the merchant.
+
+    The demo then shows confirmed, suggested and unmapped categories, incomplete products and the
+    requests opened for them.
+    """
+    from portal.category_mapping import services
+    from portal.category_mapping.models import MerchantCategory
+    from portal.tenancy import Principal
+
+    rows = db.scalars(select(MerchantCategory).where(MerchantCategory.merchant_id == merchant.id)
+                      .order_by(MerchantCategory.path)).all()
+    if not rows or any(row.status != "suggested" and row.status != "unmapped" for row in rows):
+        return False
+    principal = Principal(role="merchant_admin", merchant_id=merchant.id, user_id=admin.id)
+    placed = [row for row in rows if row.suggestions]
+    for row in placed[: (len(placed) + 1) // 2]:
+        services.confirm(db, row, row.suggestions[0]["category_id"], principal)
+    return True
+
+
+# Branches the demo category manager answers for.
+MANAGED_ROOTS = (1, 222, 536, 988)  # Apparel & Accessories, Electronics, Home & Garden, Sporting Goods
+
+
+def _seed_category_manager(db: Session) -> bool:
+    """cm@ in charge of the demo's main branches, with one request of theirs already overdue."""
+    from datetime import timedelta
+
+    from portal.category_mapping.models import FillInRequest, ManagedCategory, TaxonomyCategory
+    from portal.db import utcnow
+
+    manager = db.scalar(select(User).where(User.email == "cm@marketplace.example"))
+    if manager is None or db.scalar(select(ManagedCategory.user_id).where(ManagedCategory.user_id == manager.id)):
+        return False
+    for category_id in MANAGED_ROOTS:
+        if db.get(TaxonomyCategory, category_id) is not None:
+            db.add(ManagedCategory(user_id=manager.id, category_id=category_id))
+    merchant = db.scalar(select(Merchant).order_by(Merchant.id).limit(1))
+    if merchant is not None:
+        db.add(FillInRequest(merchant_id=merchant.id, kind="manual", attributes=[], status="open",
+                             text="Добавьте, пожалуйста, фото упаковки к товарам этой категории.",
+                             created_by_id=manager.id, created_at=utcnow() - timedelta(days=10),
+                             due_at=utcnow() - timedelta(days=3)))
+    db.commit()
     return True
 
 

@@ -23,6 +23,11 @@ THEMES: dict[str, list[tuple[str, list[str], list[str]]]] = {
         ("Одежда > Спортивная одежда > Футболки", ["Футболка спортивная", "Лонгслив"], ["Demix", "Nike", "Adidas"]),
     ],
 }
+# Shops keep a clearance section whose products say nothing about what they are: it stays unmapped
+# until the merchant picks a category for it.
+CLEARANCE = ("Распродажа", ["Уценённый товар"], ["—"])
+for _theme in THEMES.values():
+    _theme.append(CLEARANCE)
 SLUG_THEMES = {"technomir": "electronics", "uyut-home": "home", "sportlife": "sport"}
 COLOURS = ["чёрный", "белый", "серый", "синий", "красный", "зелёный", "бежевый"]
 SIZES = ["XS", "S", "M", "L", "XL", "XXL"]
@@ -45,7 +50,8 @@ def product_rows(slug: str, count: int, rng: random.Random, *, wide: bool = Fals
         colour = rng.choice(COLOURS)
         row = {
             "Артикул": f"{slug[:3].upper()}-{n:06d}",
-            "Наименование": f"{rng.choice(kinds)} {brand} {rng.choice(WORDS)}, {colour}",
+            "Наименование": f"{rng.choice(kinds)} № {n}" if category == CLEARANCE[0]
+            else f"{rng.choice(kinds)} {brand} {rng.choice(WORDS)}, {colour}",
             "Цена": f"{rng.randint(3, 900) * 10 - 1},00",
             "Остаток": str(rng.choice([0, 1, 2, 5, 10, 25, 100])),
             "Штрихкод": gtin13(rng),

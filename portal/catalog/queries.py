@@ -9,7 +9,8 @@ from portal.catalog.models import Product, Upload
 from portal.tenancy import scoped_select
 
 
-def products(q: str = "", status: str = "", category: str = "", has_errors: bool = False) -> Select[Any]:
+def products(q: str = "", status: str = "", category: str = "", has_errors: bool = False,
+             readiness: str = "") -> Select[Any]:
     stmt = scoped_select(Product)
     if q:
         like = f"%{q.strip()}%"
@@ -20,6 +21,8 @@ def products(q: str = "", status: str = "", category: str = "", has_errors: bool
         stmt = stmt.where(Product.category == category)
     if has_errors:
         stmt = stmt.where(Product.last_error.is_not(None))
+    if readiness:
+        stmt = stmt.where(Product.readiness == readiness)
     return stmt.order_by(Product.updated_at.desc(), Product.id.desc())
 
 

@@ -17,6 +17,9 @@ from portal.catalog.models import Product, ProductEvent, Upload, UploadIssue
 from portal.catalog.queries import products as products_query
 from portal.catalog.queries import uploads as uploads_query
 from portal.catalog.validation import message
+from portal.category_mapping.models import TaxonomyCategory
+from portal.category_mapping.queries import codes
+from portal.category_mapping.requests import labels as requests_labels
 from portal.db import session as db
 from portal.jobs.models import Job
 from portal.pagination import paginate
@@ -129,11 +132,12 @@ def error_report(upload_id: int):
 @roles_required(*READERS)
 def products():
     args = request.args
-    stmt = products_query(args.get("q", ""), args.get("status", ""), args.get("category", ""), bool(args.get("has_errors")))
+    stmt = products_query(args.get("q", ""), args.get("status", ""), args.get("category", ""), bool(args.get("has_errors")),
+                          args.get("readiness", ""))
     page = paginate(db, stmt, args.get("page", 1, type=int), per_page=50)
     categories = db.scalars(scope(select(distinct(Product.category)).where(Product.category != ""), Product)
                             .order_by(Product.category).limit(500)).all()
-    filters = {k: args.get(k, "") for k in ("q", "status", "category", "has_errors")}
+    filters = {k: args.get(k, "") for k in ("q", "status", "category", "has_errors", "readiness")}
     return render_template("catalog/products.html", page=page, categories=categories, filters=filters,
                            merchants=_merchant_names(page.items))
 
@@ -144,5 +148,7 @@ def product(product_id: int):
     item = get_or_404(Product, product_id)
     events = db.scalars(select(ProductEvent).where(ProductEvent.product_id == item.id)
                         .order_by(ProductEvent.at.desc(), ProductEvent.id.desc()).limit(100)).all()
-    return render_template("catalog/product.html", product=item, events=events,
+    marketplace = db.get(TaxonomyCategory, item.marketplace_category_id) if item.marketplace_category_id else None
+    names = requests_labels(codes(db), str(get_locale() or "en"))
+    return render_template("catalog/product.html", product=item, events=events, marketplace=marketplace, names=names,
                            is_owner=current_user.merchant_id == item.merchant_id)

@@ -62,3 +62,16 @@ def test_a_value_outside_the_allowed_list_and_an_unknown_attribute_are_refused(a
     assert _readiness(app, merchant.id)["S-1"] == ("incomplete", ["color"])
     assert auth.client.get("/mapping/values/memory_gb").status_code == 404  # a number has no list of values
     assert auth.client.get("/mapping/values/nope").status_code == 404
+
+
+def test_product_list_filters_by_readiness_and_the_product_page_says_what_is_missing(app, factory, auth):
+    merchant, admin = _shop(app, factory)
+    auth.login(admin.email)
+    listing = auth.client.get("/catalog/products?readiness=incomplete").get_data(as_text=True)
+    assert "S-1" in listing and "S-2" in listing
+    assert "S-1" not in auth.client.get("/catalog/products?readiness=ready").get_data(as_text=True)
+    with app.app_context():
+        product_id = get_session().scalar(select(Product.id).where(Product.sku == "S-1"))
+    page = auth.client.get(f"/catalog/products/{product_id}").get_data(as_text=True)
+    assert "Apparel &amp; Accessories &gt; Clothing &gt; Shirts &amp; Tops" in page
+    assert "complete: 50 %" in page and "Missing: Colour" in page

@@ -129,3 +129,22 @@ def test_taxonomy_and_mapping_commands(runner, app, factory):
     assert all(len(item["suggestions"]) <= 3 for item in items)
     human = runner.invoke(args=["mapping", "suggest", "--merchant", "shop"])
     assert "Смартфоны (1 products, suggested)" in human.output
+
+
+def test_the_demo_has_mapped_suggested_and_unmapped_categories_requests_and_weak_spots(runner, app, auth):
+    from portal.category_mapping.models import FillInRequest
+
+    result = runner.invoke(args=["demo", "seed", "--products", "24", "--json"])
+    assert result.exit_code == 0, result.output
+    with app.app_context():
+        db = get_session()
+        states = {row.status for row in db.scalars(select(MerchantCategory))}
+        assert {"confirmed", "suggested", "unmapped"} <= states
+        assert db.scalar(select(FillInRequest).where(FillInRequest.kind == "auto", FillInRequest.status == "open"))
+    auth.login("cm@marketplace.example", "demo12345")
+    page = auth.client.get("/mapping/weak-spots").get_data(as_text=True)
+    assert "Mobile Phones" in page
+    auth.logout()
+    auth.login("admin@technomir.example", "demo12345")
+    inbox = auth.client.get("/mapping/requests").get_data(as_text=True)
+    assert "overdue" in inbox and "from a category manager" in inbox
