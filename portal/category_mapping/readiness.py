@@ -8,12 +8,14 @@ value mapping. Only rows whose outcome changed are written.
 from __future__ import annotations
 
 import io
+import json
+from functools import lru_cache
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, text, update
+from sqlalchemy import Text, cast, select, text, update
 from sqlalchemy.orm import Session
 
 from portal.catalog.models import Product
@@ -28,6 +30,7 @@ PRODUCT_FIELDS = ("brand", "gtin", "description", "images")
 READINESS_STATES = ("ready", "incomplete", "unmapped", "invalid", "inactive")
 
 
+@lru_cache(maxsize=262_144)
 def key(text_value: str) -> str:
     """How names and values are compared: case, ё/е and outer spaces do not matter."""
     return " ".join(text_value.lower().replace("ё", "е").split())
@@ -110,12 +113,15 @@ def evaluate(product: dict[str, Any], requirements: Requirements, merchant: Merc
     # Every value the product holds for each code: the file may name one attribute twice (its own
     # "Оттенок" mapped onto colour beside a "Цвет" filled in later); any valid one will do.
     attributes: dict[str, list[str]] = {}
-    for name, value in (product.get("attributes") or {}).items():
-        if value is None or not str(value).strip():
-            continue
-        name_key = key(name)
-        attributes.setdefault(merchant.names.get(name_key, name_key), []).append(str(value))
-    missing = [rule.code for rule in rules if not holds(product, attributes, rule, merchant)]
+    missing: list[str] = []
+    if rules:
+        names = merchant.names
+        for name, value in (product.get("attributes") or {}).items():
+            if value is None or (type(value) is str and not value.strip()):
+                continue
+            name_key = key(name)
+            attributes.setdefault(names.get(name_key, name_key), []).append(str(value))
+        missing = [rule.code for rule in rules if not holds(product, attributes, rule, merchant)]
     if product["status"] != "active":
         readiness = "inactive"
     elif product.get("last_error"):
@@ -157,20 +163,24 @@ def recompute(db: Session, merchant_ids: Iterable[int] | None = None, *, paths: 
     requirements = Requirements.load(db)
     if merchant_ids is None:
         merchant_ids = [row for row in db.scalars(select(Product.merchant_id).distinct())]
+    # Product fields a requirement reads; the others are not fetched at all.
+    fields = sorted({rule.code for rules in requirements.by_category.values() for rule in rules} & set(PRODUCT_FIELDS))
     summary = Summary()
     now = utcnow()
     for merchant_id in merchant_ids:
         summary.merchants.append(merchant_id)
         rules = MerchantRules.load(db, merchant_id)
-        for batch in _batches(db, merchant_id, list(paths) if paths is not None else None):
+        for batch in _batches(db, merchant_id, list(paths) if paths is not None else None, fields):
             changes = []
             for product in batch:
                 outcome = evaluate(product, requirements, rules)
                 summary.products += 1
                 summary.by_state[outcome.readiness] = summary.by_state.get(outcome.readiness, 0) + 1
+                # The stored list is compared as the text it was written as (no JSON parsing per product).
                 if (product["readiness"], product["marketplace_category_id"], product["required_count"],
-                        product["filled_required"], tuple(product["missing"] or ())) != (
-                        outcome.readiness, outcome.category_id, outcome.required, outcome.filled, outcome.missing):
+                        product["filled_required"], product["missing"]) != (
+                        outcome.readiness, outcome.category_id, outcome.required, outcome.filled,
+                        _missing_text(outcome.missing)):
                     changes.append(outcome_row(product["id"], outcome, now))
             if changes:
                 _write(db, changes)
@@ -179,18 +189,25 @@ def recompute(db: Session, merchant_ids: Iterable[int] | None = None, *, paths: 
     return summary
 
 
-COLUMNS = (Product.id, Product.merchant_id, Product.category, Product.attributes, Product.status, Product.last_error,
-           Product.brand, Product.gtin, Product.description, Product.images, Product.readiness,
-           Product.marketplace_category_id, Product.required_count, Product.filled_required, Product.missing)
+@lru_cache(maxsize=4096)
+def _missing_text(missing: tuple[str, ...]) -> str:
+    return json.dumps(list(missing))
 
 
-def _batches(db: Session, merchant_id: int, paths: list[str] | None) -> Iterator[list[dict[str, Any]]]:
+BASE_COLUMNS = ("id", "category", "attributes", "status", "last_error", "readiness", "marketplace_category_id",
+                "required_count", "filled_required")
+
+
+def _batches(db: Session, merchant_id: int, paths: list[str] | None,
+             fields: list[str]) -> Iterator[list[dict[str, Any]]]:
+    names = [*BASE_COLUMNS, *fields, "missing"]
+    columns = [getattr(Product, name) for name in (*BASE_COLUMNS, *fields)] + [cast(Product.missing, Text)]
     last = 0
     while True:
-        stmt = select(*COLUMNS).where(Product.merchant_id == merchant_id, Product.id > last)
+        stmt = select(*columns).where(Product.merchant_id == merchant_id, Product.id > last)
         if paths is not None:
             stmt = stmt.where(Product.category.in_(paths))
-        rows = [dict(row._mapping) for row in db.execute(stmt.order_by(Product.id).limit(BATCH))]
+        rows = [dict(zip(names, row)) for row in db.execute(stmt.order_by(Product.id).limit(BATCH)).tuples()]
         if not rows:
             return
         yield rows
@@ -208,8 +225,6 @@ def _write(db: Session, changes: list[dict[str, Any]]) -> None:
         db.execute(update(Product), changes)  # executemany by primary key
         return
     # PostgreSQL: one COPY into a temporary table and one UPDATE … FROM, not a statement per product.
-    import json
-
     db.execute(text("CREATE TEMP TABLE IF NOT EXISTS readiness_staging (id integer PRIMARY KEY, readiness text, "
                     "marketplace_category_id integer, required_count integer, filled_required integer, missing json, "
                     "readiness_at timestamptz) ON COMMIT DROP"))

@@ -43,7 +43,7 @@ _STOP_RU = {"и", "для", "с", "со", "в", "на", "по", "из", "от", 
             "все"}
 # How much each level of a path counts, from the last one up: the leaf names the category.
 _LEVEL_WEIGHTS = (3, 2, 1)
-CONFIRMED_MIN_SIMILARITY = 0.55
+CONFIRMED_MIN_SIMILARITY = 0.8
 _ACCESSORY = {"access", "part", "case", "cover", "replac", "spare"}
 
 
@@ -261,6 +261,8 @@ class Weights:
     # Accessories and parts of a thing share its words; unless the merchant says "accessories",
     # "parts" or "case", the thing itself is the likelier home.
     accessory: float = 0.9
+    # Between a category and its own subcategory scoring alike, the more specific one is the likelier.
+    specific: float = 0.05
 
 
 class Engine:
@@ -280,6 +282,7 @@ class Engine:
         self.vectorizer.fit([*paths, ["\x00"]])
         self.vocabulary = self.vectorizer.vocabulary_
         self.accessory = np.array([bool(_ACCESSORY & set(tokens(path))) for path in self.paths], dtype=bool)
+        self.depth = np.array([path.count(" > ") for path in self.paths], dtype=float)
         # Column slices (one per query word) are what scoring does: compressed sparse columns.
         self.path_matrix = self._matrix(paths)
         self.leaf_matrix = self._matrix(leaves)
@@ -326,6 +329,8 @@ class Engine:
         present = (w.leaf + w.path) * bool(leaf) + (w.titles + w.titles_leaf) * bool(titled)
         if not _ACCESSORY & {stem for group, _ in weighted_groups(parts) for unit in group for stem in unit}:
             total = np.where(self.accessory, total * w.accessory, total)
+        if w.specific:
+            total = total * (1 + w.specific * self.depth)
         return total / present if present else total
 
     def suggest(self, path: str, titles: Sequence[str] = (), *, confirmed: Confirmed | None = None,

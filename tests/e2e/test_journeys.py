@@ -136,7 +136,7 @@ def test_merchant_staff_sees_no_admin_links_and_gets_the_friendly_403_page(page:
     sign_in(page, MERCHANT_STAFF)
     signed_in_as(page, MERCHANT_STAFF)
     nav = page.locator("a.nav-link")
-    expect(nav).to_have_text(["Home", "Products", "Uploads"])
+    expect(nav).to_have_text(["Home", "Products", "Uploads", "Categories", "Attributes", "Requests"])
     expect(nav.filter(has_text="Users")).to_have_count(0)
     expect(nav.filter(has_text="API tokens")).to_have_count(0)
 
@@ -182,3 +182,51 @@ def test_merchant_uploads_a_messy_file_previews_applies_and_downloads_the_reject
     page.locator("#product-filters input[name=q]").fill("00121")
     page.locator("#product-filters button[type=submit]").click()
     expect(page.locator("#products-table")).to_contain_text("00121")
+
+
+CATEGORY_MANAGER = "cm@marketplace.example"
+
+
+def test_merchant_confirms_categories_fills_a_request_and_the_category_manager_sees_the_weak_spot(page: Page) -> None:
+    sign_in(page, MERCHANT_ADMIN)
+    page.locator("a.nav-link", has_text="Categories").click()
+    table = page.locator("#mapping-table")
+    expect(table).to_contain_text("Электроника > Умные часы")
+    expect(table).to_contain_text("Распродажа")
+    page.locator("#bulk-confirm input[name=min_confidence]").fill("1")
+    page.locator("#bulk-confirm button[type=submit]").click()
+    expect(page.locator(".alert-success")).to_contain_text("confirmed")
+    expect(page.locator("#mapping-counts")).to_contain_text("unmapped: 1")
+
+    # The clearance section has no suggestion: the merchant finds its category in the picker.
+    table.get_by_role("link", name="Распродажа").click()
+    page.locator("#picker input[name=q]").fill("наушники")
+    page.locator("#picker button[type=submit]").click()
+    page.locator("#picker-results tr", has_text="Headphones").first.get_by_role("button", name="Choose").click()
+    expect(page.locator("#mapped-to")).to_contain_text("Headphones")
+
+    page.locator("a.nav-link", has_text="Requests").click()
+    page.locator("#requests-table tr", has_text="Mobile Phones").locator("a").first.click()
+    form = page.locator("#fill-form")
+    first = form.locator("tbody tr").first
+    sku = first.locator("td").first.inner_text()
+    for select in first.locator("select").all():
+        select.select_option(index=1)
+    for field in first.locator("input.form-control").all():
+        field.fill("6")
+    form.get_by_role("button", name="Save").click()
+    expect(page.locator(".alert-success")).to_contain_text("1 products updated.")
+
+    page.locator("a.nav-link", has_text="Products").click()
+    page.locator("#product-filters input[name=q]").fill(sku)
+    page.locator("#product-filters button[type=submit]").click()
+    page.locator("#products-table a", has_text=sku).click()
+    expect(page.locator("#product-readiness")).not_to_contain_text("Missing")
+
+    page.locator("#logout").click()
+    sign_in(page, CATEGORY_MANAGER)
+    page.locator("a.nav-link", has_text="Weak spots").click()
+    spots = page.locator("#weak-spots")
+    expect(spots).to_contain_text("Electronics")
+    spots.locator("a", has_text="Mobile Phones").first.click()
+    expect(page.locator("#weak-spots")).to_contain_text("ТехноМир")
