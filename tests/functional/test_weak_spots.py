@@ -132,3 +132,11 @@ def test_operator_puts_a_category_manager_in_charge(app, factory, auth):
     assert auth.post(f"{page}/managers", {"user_id": str(manager.id), "assigned": "0"}, csrf_page=page).status_code == 403
     taxonomy = auth.client.get("/mapping/taxonomy?q=phones").get_data(as_text=True)
     assert "Mobile Phones" in taxonomy and "in your charge" in taxonomy
+
+
+def test_merchants_cannot_open_the_category_managers_pages(app, factory, auth):
+    load_taxonomy(app)
+    admin = factory.user("merchant_admin", factory.merchant(slug="nosy"))
+    auth.login(admin.email)
+    for path in ("/mapping/weak-spots", "/mapping/weak-spots?format=csv", "/mapping/taxonomy", "/mapping/requests/new"):
+        assert auth.client.get(path).status_code == 403, path
