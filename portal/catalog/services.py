@@ -229,9 +229,6 @@ def process_upload(db: Session, upload_id: int, *, dry_run: bool, progress: Prog
                 catalog = open_catalog(local, upload.filename, max_bytes=current_app.config["MAX_CONTENT_LENGTH"],
                                        scan=False)
             _process(db, run, catalog, local, progress)
-            if not dry_run:
-                # New category paths get their suggestions while the merchant looks at the counts.
-                mapping_services.catalog_changed(db, upload.merchant_id)
         except (UnreadableFile, CatalogError) as exc:
             db.rollback()
             upload = db.get(Upload, upload_id)
@@ -250,7 +247,22 @@ def process_upload(db: Session, upload_id: int, *, dry_run: bool, progress: Prog
         finally:
             if run.report is not None:
                 run.report.cleanup()
+    if not dry_run:
+        _catalog_changed(db, upload.merchant_id)
     return upload
+
+
+def _catalog_changed(db: Session, merchant_id: int) -> None:
+    """New category paths get their suggestions, and readiness follows, once the upload is applied.
+
+    The upload is committed by then: a failure here is logged and leaves it applied; the next change of
+    the merchant's catalog or mappings brings readiness up to date.
+    """
+    try:
+        mapping_services.catalog_changed(db, merchant_id)
+    except Exception:
+        db.rollback()
+        log.exception("readiness of merchant %s not refreshed after an upload", merchant_id)
 
 
 def _derived_key(storage_key: str, name: str) -> str:

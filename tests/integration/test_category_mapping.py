@@ -178,3 +178,15 @@ def test_readiness_follows_mapping_requirements_and_uploads(app, factory):
     with app.app_context():
         db = get_session()
         assert db.scalar(select(Product).where(Product.sku == "S-1")).readiness == "ready"
+
+
+def test_an_upload_stays_applied_when_the_mapping_refresh_after_it_fails(app, factory, monkeypatch):
+    from portal.category_mapping import services as mapping_services
+
+    def broken(db, merchant_id):
+        raise RuntimeError("suggestion index unavailable")
+
+    monkeypatch.setattr(mapping_services, "catalog_changed", broken)
+    merchant = factory.merchant(slug="steady")
+    result = import_file(app, merchant.id, csv_bytes(CATALOG))
+    assert (result["status"], result["created"]) == ("applied", 4)
