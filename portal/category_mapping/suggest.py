@@ -263,6 +263,9 @@ class Weights:
     accessory: float = 0.9
     # Between a category and its own subcategory scoring alike, the more specific one is the likelier.
     specific: float = 0.05
+    # How much of a category's own name the merchant's words explain: "Cat Food" fully, "Prescription Cat
+    # Food" or "Mobile Phone Cases" not, for a merchant's "Корм для кошек" or "Смартфоны".
+    covered: float = 1.0
 
 
 class Engine:
@@ -286,6 +289,8 @@ class Engine:
         # Column slices (one per query word) are what scoring does: compressed sparse columns.
         self.path_matrix = self._matrix(paths)
         self.leaf_matrix = self._matrix(leaves)
+        self.leaf_words = (self.leaf_matrix > 0).astype(np.float64).tocsr()
+        self.leaf_sizes = np.maximum(np.asarray(self.leaf_words.sum(axis=1)).ravel(), 1)
 
     def _matrix(self, documents: list[list[str]]):
         matrix = self.vectorizer.transform([*documents, ["\x00"]])[: len(documents)]
@@ -331,7 +336,20 @@ class Engine:
             total = np.where(self.accessory, total * w.accessory, total)
         if w.specific:
             total = total * (1 + w.specific * self.depth)
+        if w.covered:
+            said = self._indicator(group for group, _ in [*weighted_groups(parts), *titled])
+            total = total + w.covered * (self.leaf_words @ said) / self.leaf_sizes * (total > 0)
+            present += w.covered
         return total / present if present else total
+
+    def _indicator(self, groups: Iterable[Group]) -> np.ndarray:
+        vector = np.zeros(len(self.vocabulary))
+        for group in groups:
+            for unit in group:
+                for stem in unit:
+                    if stem in self.vocabulary:
+                        vector[self.vocabulary[stem]] = 1.0
+        return vector
 
     def suggest(self, path: str, titles: Sequence[str] = (), *, confirmed: Confirmed | None = None,
                 merchant_id: int | None = None, exclude: set[int] | frozenset[int] = frozenset(),
