@@ -185,6 +185,12 @@ def recompute(db: Session, merchant_ids: Iterable[int] | None = None, *, paths: 
             if changes:
                 _write(db, changes)
                 summary.changed += len(changes)
+    if summary.changed:
+        # The bulk writes go around the ORM: products already loaded in this session must read them again.
+        for item in list(db.identity_map.values()):
+            if isinstance(item, Product):
+                db.expire(item, ["readiness", "marketplace_category_id", "required_count", "filled_required",
+                                 "missing", "readiness_at"])
     db.flush()
     return summary
 
