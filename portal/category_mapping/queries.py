@@ -70,3 +70,24 @@ def managers(db: Any, category_id: int) -> tuple[list[Any], list[Any]]:
     everyone = db.scalars(select(User).where(User.role == "category_manager").order_by(User.email)).all()
     chosen = set(db.scalars(select(ManagedCategory.user_id).where(ManagedCategory.category_id == category_id)))
     return [u for u in everyone if u.id in chosen], [u for u in everyone if u.id not in chosen]
+
+
+def merchant_summary(db: Any, principal: Any) -> dict[str, Any]:
+    """What a merchant's home page says of their catalog's way to sale (tenant-scoped counts)."""
+    from sqlalchemy import func
+
+    from portal.catalog.models import Product
+    from portal.category_mapping.models import FillInRequest
+    from portal.db import utcnow
+    from portal.tenancy import scope
+
+    readiness = dict(db.execute(scope(select(Product.readiness, func.count()).where(Product.status == "active"), Product,
+                                      principal).group_by(Product.readiness)).tuples().all())
+    waiting = db.scalar(scope(select(func.count(MerchantCategory.id)).where(
+        MerchantCategory.status.in_(("unmapped", "suggested", "rejected")), MerchantCategory.products > 0),
+        MerchantCategory, principal))
+    open_requests = scope(select(func.count(FillInRequest.id)).where(FillInRequest.status == "open"), FillInRequest,
+                          principal)
+    return {"readiness": readiness, "ready": readiness.get("ready", 0), "active": sum(readiness.values()),
+            "categories_waiting": waiting or 0, "open_requests": db.scalar(open_requests) or 0,
+            "overdue_requests": db.scalar(open_requests.where(FillInRequest.due_at < utcnow())) or 0}

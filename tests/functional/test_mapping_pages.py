@@ -146,5 +146,8 @@ def test_the_demo_has_mapped_suggested_and_unmapped_categories_requests_and_weak
     assert "Mobile Phones" in page
     auth.logout()
     auth.login("admin@technomir.example", "demo12345")
+    home = auth.client.get("/").get_data(as_text=True)
+    assert 'id="figure-categories-waiting">2<' in home  # the clearance section and one suggested category
+    assert "1 overdue" in home
     inbox = auth.client.get("/mapping/requests").get_data(as_text=True)
     assert "overdue" in inbox and "from a category manager" in inbox
