@@ -91,3 +91,35 @@ def merchant_summary(db: Any, principal: Any) -> dict[str, Any]:
     return {"readiness": readiness, "ready": readiness.get("ready", 0), "active": sum(readiness.values()),
             "categories_waiting": waiting or 0, "open_requests": db.scalar(open_requests) or 0,
             "overdue_requests": db.scalar(open_requests.where(FillInRequest.due_at < utcnow())) or 0}
+
+
+def merchant_choices(db: Any) -> list[tuple[int, str]]:
+    from portal.accounts.models import Merchant
+
+    return [(row.id, row.name) for row in db.scalars(select(Merchant).order_by(Merchant.name))]
+
+
+def products_in(merchant_id: int, category_id: int) -> Select[Any]:
+    """A merchant's products mapped onto a marketplace category, those not ready first (staff drill-down)."""
+    from sqlalchemy import case
+
+    from portal.catalog.models import Product
+
+    return (select(Product).where(Product.merchant_id == merchant_id, Product.marketplace_category_id == category_id)
+            .order_by(case((Product.readiness == "ready", 1), else_=0), Product.sku))
+
+
+def taxonomy_roots(db: Any) -> list[tuple[int, str]]:
+    return [(row.id, row.path) for row in db.scalars(select(TaxonomyCategory).where(
+        TaxonomyCategory.parent_id.is_(None), TaxonomyCategory.is_active).order_by(TaxonomyCategory.path))]
+
+
+def category_card(db: Any, category: TaxonomyCategory, chain: list[TaxonomyCategory]) -> tuple[list[Any], list[Any], list[Any]]:
+    """A category's own requirements, those it inherits, and its subcategories."""
+    own = db.scalars(select(CategoryAttribute).where(CategoryAttribute.category_id == category.id)
+                     .order_by(CategoryAttribute.code)).all()
+    inherited = db.scalars(select(CategoryAttribute).where(CategoryAttribute.category_id.in_([c.id for c in chain[:-1]]))
+                           .order_by(CategoryAttribute.code)).all()
+    children = db.scalars(select(TaxonomyCategory).where(TaxonomyCategory.parent_id == category.id,
+                                                         TaxonomyCategory.is_active).order_by(TaxonomyCategory.name)).all()
+    return list(own), list(inherited), list(children)

@@ -9,8 +9,6 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, s
 from flask_babel import get_locale, gettext
 from flask_login import current_user
 
-from sqlalchemy import case, select
-
 from portal.accounts.forms import ActionForm
 from portal.accounts.models import Merchant
 from portal.accounts.queries import merchant_names_by_id
@@ -19,9 +17,8 @@ from portal.catalog.exceptions import CatalogError
 from portal.category_mapping import attributes, queries, requests, services, suggest, weak_spots
 from portal.category_mapping.exceptions import MappingError
 from portal.category_mapping.forms import BulkConfirmForm, ConfirmForm, FillUploadForm, ManualRequestForm
-from portal.catalog.models import Product
 from portal.category_mapping.models import (
-    ATTRIBUTE_TYPES, MAPPING_STATES, CategoryAttribute, FillInRequest, MerchantCategory, TaxonomyCategory,
+    ATTRIBUTE_TYPES, MAPPING_STATES, FillInRequest, MerchantCategory, TaxonomyCategory,
 )
 from portal.db import session as db
 from portal.pagination import paginate
@@ -279,7 +276,7 @@ def close_request(request_id: int):
 @roles_required(*STAFF)
 def new_request():
     form = ManualRequestForm()
-    form.merchant_id.choices = [(m.id, m.name) for m in db.scalars(select(Merchant).order_by(Merchant.name))]
+    form.merchant_id.choices = queries.merchant_choices(db)
     if form.validate_on_submit():
         due = datetime.combine(form.due_date.data, time(23, 59), tzinfo=timezone.utc) if form.due_date.data else None
         codes = [code.strip() for code in (form.attributes.data or "").replace(";", ",").split(",") if code.strip()]
@@ -349,9 +346,7 @@ def weak_spot_products(category_id: int, merchant_id: int):
     merchant = db.get(Merchant, merchant_id)
     if category is None or merchant is None or (allowed is not None and category_id not in allowed):
         abort(404)
-    stmt = (select(Product).where(Product.merchant_id == merchant_id, Product.marketplace_category_id == category_id)
-            .order_by(case((Product.readiness == "ready", 1), else_=0), Product.sku))
-    page = paginate(db, stmt, request.args.get("page", 1, type=int), per_page=50)
+    page = paginate(db, queries.products_in(merchant_id, category_id), request.args.get("page", 1, type=int), per_page=50)
     known = queries.codes(db)
     return render_template("category_mapping/weak_spot_products.html", page=page, category=category, merchant=merchant,
                            names=requests.labels(known, str(get_locale() or "en")))
@@ -366,8 +361,7 @@ def taxonomy():
     if q:
         found = suggest.engine(db).search(q, limit=50)
     else:
-        found = [(row.id, row.path) for row in db.scalars(select(TaxonomyCategory).where(
-            TaxonomyCategory.parent_id.is_(None), TaxonomyCategory.is_active).order_by(TaxonomyCategory.path))]
+        found = queries.taxonomy_roots(db)
     allowed = weak_spots.categories_in_charge(db, current_principal())
     return render_template("category_mapping/taxonomy.html", q=q, found=found, allowed=allowed)
 
@@ -379,12 +373,7 @@ def taxonomy_category(category_id: int):
     if category is None:
         abort(404)
     chain = queries.ancestors(db, category)
-    own = db.scalars(select(CategoryAttribute).where(CategoryAttribute.category_id == category_id)
-                     .order_by(CategoryAttribute.code)).all()
-    inherited = db.scalars(select(CategoryAttribute).where(CategoryAttribute.category_id.in_([c.id for c in chain[:-1]]))
-                           .order_by(CategoryAttribute.code)).all()
-    children = db.scalars(select(TaxonomyCategory).where(TaxonomyCategory.parent_id == category_id,
-                                                         TaxonomyCategory.is_active).order_by(TaxonomyCategory.name)).all()
+    own, inherited, children = queries.category_card(db, category, chain)
     allowed = weak_spots.categories_in_charge(db, current_principal())
     managers, candidates = queries.managers(db, category_id)
     return render_template("category_mapping/taxonomy_category.html", category=category, chain=chain, own=own,
