@@ -1,7 +1,6 @@
 """Weak spots for category managers, requirements edited in the browser, and who is in charge of what."""
 from __future__ import annotations
 
-import io
 from datetime import timedelta
 
 import fastexcel
