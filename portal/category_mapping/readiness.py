@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Text, cast, select, text, update
+from sqlalchemy import Text, case, cast, func, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from portal.catalog.models import Product
@@ -167,10 +167,16 @@ def recompute(db: Session, merchant_ids: Iterable[int] | None = None, *, paths: 
     fields = sorted({rule.code for rules in requirements.by_category.values() for rule in rules} & set(PRODUCT_FIELDS))
     summary = Summary()
     now = utcnow()
+    wanted = list(paths) if paths is not None else None
     for merchant_id in merchant_ids:
         summary.merchants.append(merchant_id)
         rules = MerchantRules.load(db, merchant_id)
-        for batch in _batches(db, merchant_id, list(paths) if paths is not None else None, fields):
+        # Products outside confirmed categories need no attribute read: one UPDATE settles them.
+        summary.changed += _settle_unmapped(db, merchant_id, list(rules.categories), wanted, now, summary)
+        mapped = list(rules.categories) if wanted is None else [path for path in wanted if path in rules.categories]
+        if not mapped:
+            continue
+        for batch in _batches(db, merchant_id, mapped, fields):
             changes = []
             for product in batch:
                 outcome = evaluate(product, requirements, rules)
@@ -204,15 +210,33 @@ BASE_COLUMNS = ("id", "category", "attributes", "status", "last_error", "readine
                 "required_count", "filled_required")
 
 
-def _batches(db: Session, merchant_id: int, paths: list[str] | None,
+def _settle_unmapped(db: Session, merchant_id: int, confirmed: list[str], wanted: list[str] | None, now: datetime,
+                     summary: Summary) -> int:
+    """Readiness of the products whose category is not confirmed: inactive, invalid or unmapped, set in SQL."""
+    state = case((Product.status != "active", "inactive"), (Product.last_error.is_not(None), "invalid"), else_="unmapped")
+    scope = [Product.merchant_id == merchant_id]
+    if confirmed:
+        scope.append(Product.category.not_in(confirmed))
+    if wanted is not None:
+        scope.append(Product.category.in_(wanted))
+    differs = or_(Product.readiness != state, Product.marketplace_category_id.is_not(None), Product.required_count != 0,
+                  Product.filled_required != 0, cast(Product.missing, Text) != "[]")
+    changed = db.execute(update(Product).where(*scope, differs).values(
+        readiness=state, marketplace_category_id=None, required_count=0, filled_required=0, missing=[],
+        readiness_at=now).execution_options(synchronize_session=False)).rowcount
+    for readiness, count in db.execute(select(Product.readiness, func.count()).where(*scope).group_by(Product.readiness)):
+        summary.products += count
+        summary.by_state[readiness] = summary.by_state.get(readiness, 0) + count
+    return max(changed, 0)
+
+
+def _batches(db: Session, merchant_id: int, paths: list[str],
              fields: list[str]) -> Iterator[list[dict[str, Any]]]:
     names = [*BASE_COLUMNS, *fields, "missing"]
     columns = [getattr(Product, name) for name in (*BASE_COLUMNS, *fields)] + [cast(Product.missing, Text)]
     last = 0
     while True:
-        stmt = select(*columns).where(Product.merchant_id == merchant_id, Product.id > last)
-        if paths is not None:
-            stmt = stmt.where(Product.category.in_(paths))
+        stmt = select(*columns).where(Product.merchant_id == merchant_id, Product.id > last, Product.category.in_(paths))
         rows = [dict(zip(names, row)) for row in db.execute(stmt.order_by(Product.id).limit(BATCH)).tuples()]
         if not rows:
             return
