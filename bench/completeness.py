@@ -72,9 +72,10 @@ def main() -> None:
                 db.commit()
                 elapsed = time.perf_counter() - started
                 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-                print(f"recompute ({label}): {elapsed:.1f} s, {summary.products / elapsed:,.0f} products/s, "
-                      f"{summary.changed:,} written, states {dict(sorted(summary.by_state.items()))}, "
-                      f"peak RSS {peak:,.0f} MB")
+                states = dict(db.execute(text("SELECT readiness, count(*) FROM products GROUP BY readiness ORDER BY 1")).all())
+                print(f"recompute ({label}): {elapsed:.1f} s, {args.products / elapsed:,.0f} products/s, "
+                      f"{summary.changed:,} written ({summary.products:,} in mapped categories read one by one), "
+                      f"states {states}, peak RSS {peak:,.0f} MB")
 
 
 def _products(db, count: int, merchant_count: int) -> None:

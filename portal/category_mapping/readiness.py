@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Text, case, cast, func, or_, select, text, update
+from sqlalchemy import Text, case, cast, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from portal.catalog.models import Product
@@ -149,7 +149,7 @@ def holds(product: dict[str, Any], attributes: dict[str, list[str]], rule: Rule,
 
 @dataclass
 class Summary:
-    products: int = 0
+    products: int = 0  # evaluated one by one (those in confirmed categories)
     changed: int = 0
     merchants: list[int] = field(default_factory=list)
     by_state: dict[str, int] = field(default_factory=dict)
@@ -172,7 +172,7 @@ def recompute(db: Session, merchant_ids: Iterable[int] | None = None, *, paths: 
         summary.merchants.append(merchant_id)
         rules = MerchantRules.load(db, merchant_id)
         # Products outside confirmed categories need no attribute read: one UPDATE settles them.
-        summary.changed += _settle_unmapped(db, merchant_id, list(rules.categories), wanted, now, summary)
+        summary.changed += _settle_unmapped(db, merchant_id, list(rules.categories), wanted, now)
         mapped = list(rules.categories) if wanted is None else [path for path in wanted if path in rules.categories]
         if not mapped:
             continue
@@ -210,8 +210,8 @@ BASE_COLUMNS = ("id", "category", "attributes", "status", "last_error", "readine
                 "required_count", "filled_required")
 
 
-def _settle_unmapped(db: Session, merchant_id: int, confirmed: list[str], wanted: list[str] | None, now: datetime,
-                     summary: Summary) -> int:
+def _settle_unmapped(db: Session, merchant_id: int, confirmed: list[str], wanted: list[str] | None,
+                     now: datetime) -> int:
     """Readiness of the products whose category is not confirmed: inactive, invalid or unmapped, set in SQL."""
     state = case((Product.status != "active", "inactive"), (Product.last_error.is_not(None), "invalid"), else_="unmapped")
     scope = [Product.merchant_id == merchant_id]
@@ -224,9 +224,6 @@ def _settle_unmapped(db: Session, merchant_id: int, confirmed: list[str], wanted
     changed = db.execute(update(Product).where(*scope, differs).values(
         readiness=state, marketplace_category_id=None, required_count=0, filled_required=0, missing=[],
         readiness_at=now).execution_options(synchronize_session=False)).rowcount
-    for readiness, count in db.execute(select(Product.readiness, func.count()).where(*scope).group_by(Product.readiness)):
-        summary.products += count
-        summary.by_state[readiness] = summary.by_state.get(readiness, 0) + count
     return max(changed, 0)
 
 
