@@ -27,12 +27,13 @@ from portal.category_mapping.models import MerchantCategory, TaxonomyCategory
 
 DATA = Path(__file__).parent / "data"
 # Russian words -> taxonomy English; English shop words the taxonomy lacks ("hoodies") -> its words.
-GLOSSARIES = (DATA / "glossary_ru_en.csv", DATA / "glossary_ru_en_more.csv")
-SYNONYMS = DATA / "synonyms_en.csv"
+GLOSSARIES = (DATA / "glossary_ru_en.csv", DATA / "glossary_ru_en_more.csv", DATA / "glossary_ru_en_extra.csv")
+SYNONYM_FILES = (DATA / "synonyms_en.csv", DATA / "synonyms_en_extra.csv")
 # The taxonomy the glossary was written against: its names tell a phrase ("coffee makers") from synonyms.
 TAXONOMY = Path(__file__).parent / "data" / "google-product-taxonomy.en-US.txt"
 TOP = 3
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
+_COMPOUND = re.compile(r"[^\W_]+(?:-[^\W_]+)*", re.UNICODE)
 _CYRILLIC = re.compile(r"[а-я]")
 _LEVELS = re.compile(r"\s*(?:>|/|\\|\||;|»|→)\s*")
 # Words that say nothing about where a product belongs: shop sections and connectives.
@@ -157,7 +158,7 @@ def glossary() -> Glossary:
 @lru_cache(maxsize=1)
 def synonyms() -> dict[str, tuple[Unit, ...]]:
     """English shop word (and its stem) -> taxonomy renderings."""
-    table = _read_table((SYNONYMS,), "word")
+    table = _read_table(SYNONYM_FILES, "word")
     for word, units in list(table.items()):
         table.setdefault(_stem_en(word), units)
     return table
@@ -205,7 +206,20 @@ Group = tuple[Unit, ...]  # the renderings one word of the merchant's may stand 
 def token_groups(text: str) -> list[Group]:
     """One group per word: an English word's stem, or the renderings a Russian word may stand for."""
     result: list[Group] = []
-    for word in _WORD.findall(normalise(text)):
+    for compound in _COMPOUND.findall(normalise(text)):
+        # A hyphenated word the glossary knows whole ("бас-гитара", "веб-камера") is one word; else its parts.
+        if "-" in compound and _CYRILLIC.search(compound):
+            found = russian(compound)
+            if found:
+                result.append(found)
+                continue
+        result.extend(_word_groups(compound))
+    return result
+
+
+def _word_groups(compound: str) -> list[Group]:
+    result: list[Group] = []
+    for word in _WORD.findall(compound):
         if word.isdigit():
             continue
         if _CYRILLIC.search(word):
