@@ -7,6 +7,7 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from flask_babel import gettext
 from sqlalchemy import Float, case, cast, func, select
 from sqlalchemy.orm import Session
 from sqlalchemy.types import Text
@@ -161,7 +162,7 @@ def export(rows: list[Spot], fmt: str, labels: dict[str, str]) -> tuple[bytes, s
     buffer = io.BytesIO()
     if fmt == "xlsx":
         with pd.ExcelWriter(buffer, engine="xlsxwriter") as writer:
-            frame.to_excel(writer, index=False, sheet_name="weak spots")
+            frame.to_excel(writer, index=False, sheet_name=gettext("Weak spots")[:31])
         return buffer.getvalue(), "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
     buffer.write(frame.to_csv(index=False).encode("utf-8-sig"))
     return buffer.getvalue(), "text/csv"
