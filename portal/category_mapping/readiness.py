@@ -27,7 +27,6 @@ from portal.db import utcnow
 BATCH = 20_000
 # Requirement codes that name one of the product's own fields rather than an attribute of the file.
 PRODUCT_FIELDS = ("brand", "gtin", "description", "images")
-READINESS_STATES = ("ready", "incomplete", "unmapped", "invalid", "inactive")
 
 
 @lru_cache(maxsize=262_144)

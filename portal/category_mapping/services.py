@@ -22,7 +22,6 @@ from portal.tenancy import Principal
 DEFAULT_TAXONOMY = Path(__file__).parent / "data" / "google-product-taxonomy.en-US.txt"
 DEMO_REQUIREMENTS = Path(__file__).parent / "data" / "demo_requirements.csv"
 SAMPLE_TITLES = 5
-BULK_CONFIRM_MIN = 0.5
 
 
 @dataclass
@@ -175,10 +174,17 @@ def refresh_merchant_categories(db: Session, merchant_id: int) -> int:
 
 
 def _fill_titles(db: Session, merchant_id: int, rows: list[MerchantCategory]) -> None:
+    """The first few product titles of each new path, in one query (not one per path)."""
+    numbered = (select(Product.category, Product.title,
+                       func.row_number().over(partition_by=Product.category, order_by=Product.id).label("n"))
+                .where(Product.merchant_id == merchant_id, Product.category.in_([row.path for row in rows]))
+                .subquery())
+    titles: dict[str, list[str]] = {}
+    for category, title in db.execute(select(numbered.c.category, numbered.c.title)
+                                      .where(numbered.c.n <= SAMPLE_TITLES).order_by(numbered.c.category, numbered.c.n)):
+        titles.setdefault(category, []).append(title)
     for row in rows:
-        row.sample_titles = list(db.scalars(
-            select(Product.title).where(Product.merchant_id == merchant_id, Product.category == row.path)
-            .order_by(Product.id).limit(SAMPLE_TITLES)))
+        row.sample_titles = titles.get(row.path, [])
 
 
 def suggest_for(db: Session, rows: list[MerchantCategory]) -> None:
