@@ -290,6 +290,37 @@ def mapping_suggest(merchant_slug: str, as_json: bool) -> None:
     emit(as_json, result, "\n".join(lines) or "The merchant's products have no categories.")
 
 
+# -- pim export ---------------------------------------------------------------------------------
+
+pim_cli = AppGroup("pim", help="The export of ready products to the marketplace PIM.")
+
+
+@pim_cli.command("export")
+@click.option("--full", "kind", flag_value="full", help="Every ready product (the PIM replaces its copy).")
+@click.option("--delta", "kind", flag_value="delta", help="What changed since the last successful export, with tombstones.")
+@json_option
+@portal_command
+def pim_export(kind: str | None, as_json: bool) -> None:
+    """Write ready products to PORTAL_PIM_EXPORT_URL: parts, then manifest.json, then products/LATEST.json."""
+    from portal.db import session
+    from portal.pim_export.services import run_export
+
+    if kind is None:
+        raise click.UsageError("Say --full or --delta.")
+    run = run_export(session, kind, trigger="cli")
+    result = run.summary()
+    human = (f"Export {run.run_id} ({run.kind}): {run.status}; {run.records} records, {run.tombstones} tombstones "
+             f"in {run.files} files" + (f"; manifest {run.manifest_key}" if run.manifest_key else ""))
+    if run.reason:
+        human += f"\n{run.reason}"
+    if run.error:
+        human += f"\n{run.error}"
+    emit(as_json, result, human)
+    if run.status != "succeeded":
+        sys.exit(1)
+
+
 def register(app: Any) -> None:
-    for group in (db_cli, merchants_cli, users_cli, tokens_cli, demo_cli, catalog_cli, taxonomy_cli, mapping_cli):
+    for group in (db_cli, merchants_cli, users_cli, tokens_cli, demo_cli, catalog_cli, taxonomy_cli, mapping_cli,
+                  pim_cli):
         app.cli.add_command(group)

@@ -6,3 +6,4 @@ from portal.catalog.models import ColumnTemplate, Product, ProductEvent, Upload,
 from portal.category_mapping.models import (  # noqa: F401
     AttributeMapping, CategoryAttribute, FillInRequest, ManagedCategory, MerchantCategory, TaxonomyCategory, ValueMapping,
 )
+from portal.pim_export.models import ExportedProduct, ExportRun  # noqa: F401
