@@ -34,6 +34,7 @@ NAVIGATION: dict[str, list[tuple[str, Any]]] = {
         ("category_mapping.inbox", _l("Requests")),
         ("category_mapping.weak_spots_view", _l("Weak spots")),
         ("category_mapping.taxonomy", _l("Taxonomy")),
+        ("pim_export.runs", _l("PIM export")),
         ("accounts.users", _l("Users")),
         ("accounts.tokens", _l("API tokens")),
         ("accounts.audit_log", _l("Audit log")),

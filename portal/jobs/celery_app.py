@@ -1,8 +1,16 @@
-"""Celery wiring: one task, ``portal.run_job``, that runs a job record inside the Flask app."""
+"""Celery wiring: ``portal.run_job`` runs a job record inside the Flask app; beat starts the nightly PIM export."""
 from __future__ import annotations
 
 from celery import Celery
+from celery.schedules import crontab
 from flask import Flask
+
+# Run `celery -A portal.jobs.worker beat` beside the workers for these (times in UTC).
+BEAT_SCHEDULE = {
+    "pim-export-nightly-delta": {"task": "portal.pim_export", "schedule": crontab(hour=2, minute=0), "args": ("delta",)},
+    "pim-export-weekly-full": {"task": "portal.pim_export", "schedule": crontab(hour=3, minute=30, day_of_week="sun"),
+                               "args": ("full",)},
+}
 
 
 def make_celery(app: Flask) -> Celery:
@@ -13,6 +21,8 @@ def make_celery(app: Flask) -> Celery:
         worker_prefetch_multiplier=1,
         broker_connection_retry_on_startup=True,
         task_default_queue="portal",
+        timezone="UTC",
+        beat_schedule=BEAT_SCHEDULE,
     )
 
     @celery.task(name="portal.run_job")
@@ -20,6 +30,21 @@ def make_celery(app: Flask) -> Celery:
         from portal.jobs.services import run_job
 
         with app.app_context():
+            run_job(job_id)
+
+    @celery.task(name="portal.pim_export")
+    def pim_export_task(kind: str) -> None:
+        """Beat's entry: record a ``pim.export`` job and run it here, so it shows on the jobs and runs pages."""
+        from portal.db import get_database
+        from portal.jobs.models import Job
+        from portal.jobs.services import run_job
+
+        with app.app_context():
+            with get_database().sessionmaker() as db:
+                record = Job(kind="pim.export", payload={"kind": kind, "trigger": "schedule"})
+                db.add(record)
+                db.commit()
+                job_id = record.id
             run_job(job_id)
 
     return celery

@@ -322,7 +322,7 @@ def export_storage() -> Storage:
 
 def run_export(db: Session, kind: str, *, trigger: str = "cli", user_id: int | None = None,
                storage: Storage | None = None, part_records: int = PART_RECORDS, part_bytes: int = PART_BYTES,
-               hooks: Hooks | None = None) -> ExportRun:
+               batch: int = BATCH, hooks: Hooks | None = None) -> ExportRun:
     """Run one export (``full`` or ``delta``) and return its run record, succeeded or failed.
 
     Raises ExportBusy when another run holds the lock; any other failure is recorded on the run.
@@ -336,7 +336,8 @@ def run_export(db: Session, kind: str, *, trigger: str = "cli", user_id: int | N
     try:
         storage = storage or export_storage()
         with tempfile.TemporaryDirectory(prefix="portal-pim-") as workdir:
-            latest_written = _run(db, run, storage, Path(workdir), part_records, part_bytes, hooks or Hooks(), written)
+            latest_written = _run(db, run, storage, Path(workdir), part_records, part_bytes, batch, hooks or Hooks(),
+                                  written)
     except Exception as exc:
         log.exception("pim export %s failed", run.run_id)
         db.rollback()
@@ -375,7 +376,7 @@ def _read_latest(storage: Storage) -> dict[str, Any] | None:
 
 
 def _run(db: Session, run: ExportRun, storage: Storage, workdir: Path, part_records: int, part_bytes: int,
-         hooks: Hooks, written: list[str]) -> bool:
+         batch: int, hooks: Hooks, written: list[str]) -> bool:
     # Read LATEST.json first: an unreachable store or a missing bucket stops the run before any work.
     latest = _read_latest(storage)
     previous = db.scalar(select(ExportRun).where(ExportRun.status == "succeeded")
@@ -400,10 +401,10 @@ def _run(db: Session, run: ExportRun, storage: Storage, workdir: Path, part_reco
     writer = PartWriter(storage, prefix, workdir, part_records, part_bytes, on_part=lambda part: written.append(part.key))
     try:
         if full:
-            _export_all(db, run, context, writer, state, hooks)
+            _export_all(db, run, context, writer, state, hooks, batch)
         else:
             assert previous is not None
-            _export_changes(db, run, context, previous, writer, state, hooks)
+            _export_changes(db, run, context, previous, writer, state, hooks, batch)
         parts = writer.finish()
     finally:
         writer.close()
@@ -452,12 +453,12 @@ def _columns() -> list[Any]:
 
 
 def _export_all(db: Session, run: ExportRun, context: records.Context, writer: PartWriter, state: _StateFile,
-                hooks: Hooks) -> None:
+                hooks: Hooks, batch: int) -> None:
     last = 0
     batches = 0
     while True:
         rows = db.execute(select(*_columns()).join(Merchant, Merchant.id == Product.merchant_id)
-                          .where(exportable(), Product.id > last).order_by(Product.id).limit(BATCH)).tuples().all()
+                          .where(exportable(), Product.id > last).order_by(Product.id).limit(batch)).tuples().all()
         if not rows:
             return
         _write_records(rows, context, writer, state, known={})
@@ -483,7 +484,7 @@ def _write_records(rows: list[Any], context: records.Context, writer: PartWriter
 
 
 def _export_changes(db: Session, run: ExportRun, context: records.Context, previous: ExportRun,
-                    writer: PartWriter, state: _StateFile, hooks: Hooks) -> None:
+                    writer: PartWriter, state: _StateFile, hooks: Hooks, batch: int) -> None:
     """A delta: tombstones first (a deleted product's SKU may be in use again by a new one), then records."""
     gone = db.execute(
         select(ExportedProduct.product_id, ExportedProduct.merchant_id, ExportedProduct.sku)
@@ -491,8 +492,8 @@ def _export_changes(db: Session, run: ExportRun, context: records.Context, previ
         .outerjoin(Merchant, Merchant.id == Product.merchant_id)
         .where(or_(Product.id.is_(None), Product.readiness != "ready", Merchant.is_active.is_not(True)))
         .order_by(ExportedProduct.product_id)).tuples().all()
-    for start in range(0, len(gone), BATCH):
-        chunk = gone[start:start + BATCH]
+    for start in range(0, len(gone), batch):
+        chunk = gone[start:start + batch]
         writer.write([records.tombstone(merchant_id, sku) for _id, merchant_id, sku in chunk], tombstones=True)
         state.add([(product_id, merchant_id, sku, "", "", 1) for product_id, merchant_id, sku in chunk])
 
@@ -507,8 +508,8 @@ def _export_changes(db: Session, run: ExportRun, context: records.Context, previ
         .outerjoin(ExportedProduct, ExportedProduct.product_id == Product.id)
         .where(exportable(), differs).order_by(Product.id)).scalars().all()
     batches = 0
-    for start in range(0, len(candidates), BATCH):
-        ids = candidates[start:start + BATCH]
+    for start in range(0, len(candidates), batch):
+        ids = candidates[start:start + batch]
         rows = db.execute(select(*_columns()).join(Merchant, Merchant.id == Product.merchant_id)
                           .where(exportable(), Product.id.in_(ids)).order_by(Product.id)).tuples().all()
         known = dict(db.execute(select(ExportedProduct.product_id, ExportedProduct.content_hash)
