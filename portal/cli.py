@@ -1,6 +1,7 @@
 """The ``portal`` command: Flask's CLI of the app plus the portal's own commands."""
 from __future__ import annotations
 
+import gc
 import json
 import sys
 from collections.abc import Callable
@@ -307,6 +308,8 @@ def pim_export(kind: str | None, as_json: bool) -> None:
 
     if kind is None:
         raise click.UsageError("Say --full or --delta.")
+    # The process ends with the run: objects made while starting up need no more garbage collection passes.
+    gc.freeze()
     run = run_export(session, kind, trigger="cli")
     result = run.summary()
     human = (f"Export {run.run_id} ({run.kind}): {run.status}; {run.records} records, {run.tombstones} tombstones "

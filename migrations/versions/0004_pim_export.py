@@ -23,7 +23,11 @@ def upgrade() -> None:
     sa.Column('product_id', sa.Integer(), autoincrement=False, nullable=False),
     sa.Column('merchant_id', sa.Integer(), nullable=False),
     sa.Column('sku', sa.String(length=128), nullable=False),
-    sa.Column('signature', sa.String(length=120), nullable=False),
+    sa.Column('updated_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('readiness_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('stock', sa.Integer(), nullable=False),
+    sa.Column('reserved', sa.Integer(), nullable=False),
+    sa.Column('category_id', sa.Integer(), nullable=True),
     sa.Column('content_hash', sa.String(length=64), nullable=False),
     sa.PrimaryKeyConstraint('product_id', name=op.f('pk_pim_export_state'))
     )

@@ -18,8 +18,6 @@ from pathlib import Path
 
 import numpy as np
 import snowballstemmer
-from sklearn.feature_extraction.text import TfidfVectorizer
-from sklearn.preprocessing import normalize
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -66,6 +64,8 @@ class Confirmed:
         self.rows = list(rows)
         self.merchants = np.array([row[0] for row in self.rows], dtype=np.int64)
         self.categories = [row[2] for row in self.rows]
+        from sklearn.feature_extraction.text import TfidfVectorizer  # imported when first needed: it is slow to load
+
         self.vectorizer = TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 4), sublinear_tf=True)
         self.matrix = self.vectorizer.fit_transform([_path_text(row[1]) for row in self.rows]) if self.rows else None
 
@@ -292,6 +292,8 @@ class Engine:
         self.ids = np.array([category_id for category_id, _ in pairs], dtype=np.int64)
         self.paths = [path for _, path in pairs]
         self.position = {category_id: i for i, category_id in enumerate(self.ids.tolist())}
+        from sklearn.feature_extraction.text import TfidfVectorizer
+
         self.vectorizer = TfidfVectorizer(analyzer=_identity, sublinear_tf=True, norm=None)
         paths = [weighted_tokens(path.split(" > ")) for path in self.paths]
         leaves = [tokens(path.rsplit(" > ", 1)[-1]) for path in self.paths]
@@ -308,6 +310,8 @@ class Engine:
 
     def _matrix(self, documents: list[list[str]]):
         matrix = self.vectorizer.transform([*documents, ["\x00"]])[: len(documents)]
+        from sklearn.preprocessing import normalize
+
         return (normalize(matrix, norm="l2", axis=1) if len(documents) else matrix).tocsc()
 
     def _similarity(self, matrix, groups: Sequence[tuple[Group, float]]) -> np.ndarray:

@@ -76,7 +76,12 @@ class ExportedProduct(Base):
     product_id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
     merchant_id: Mapped[int] = mapped_column(index=True)
     sku: Mapped[str] = mapped_column(String(128))
-    # The product's change columns as read (see export.signature): differing means "read it again".
-    signature: Mapped[str] = mapped_column(String(120))
+    # The product's change columns as the run read them (see services.VECTOR): any differing from the
+    # product's means "read it again". Written as the database gave them, so they compare exactly.
+    updated_at: Mapped[datetime | None]
+    readiness_at: Mapped[datetime | None]
+    stock: Mapped[int] = mapped_column(default=0)
+    reserved: Mapped[int] = mapped_column(default=0)
+    category_id: Mapped[int | None]
     # The record's content hash: equal means the PIM already has this record.
     content_hash: Mapped[str] = mapped_column(String(64))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Any
 
@@ -34,6 +34,12 @@ class MerchantContext:
     names: dict[str, str]  # attribute name key -> code (the merchant's own mapping)
     values: dict[tuple[str, str], str]  # (code, value key) -> allowed value
     digest: str
+    # Caches filled while records are built: attribute name as written -> code; (code, value) -> value sent.
+    codes: dict[str, Any] = field(default_factory=dict)
+    enum_values: dict[tuple[str, str], tuple[str, bool]] = field(default_factory=dict)
+
+
+_UNKNOWN = object()
 
 
 @dataclass
@@ -93,32 +99,47 @@ class Context:
         return previous.get("taxonomy") != self.taxonomy_digest, merchants
 
     def attributes(self, merchant: MerchantContext, values: Mapping[str, Any] | None) -> dict[str, str]:
-        """The product's attributes under marketplace codes; for an enum an allowed value wins over others."""
+        """The product's attributes under marketplace codes, in the product's order; for an enum an allowed
+        value wins over others."""
+        if not values:
+            return {}
         result: dict[str, str] = {}
-        settled: set[str] = set()
-        for name, value in (values or {}).items():
-            if value is None:
+        final: set[str] = set()
+        codes, enum_values = merchant.codes, merchant.enum_values
+        for name, value in values.items():
+            target = codes.get(name, _UNKNOWN)
+            if target is _UNKNOWN:
+                target = codes[name] = self._target(merchant, name)
+            if target is None or value is None:
                 continue
-            text = str(value).strip()
-            if not text:
+            code, allowed = target
+            if code in final:
                 continue
-            name_key = key(name)
-            code = merchant.names.get(name_key) or self.names.get(name_key)
-            if code is None or code in settled:
-                continue
-            allowed = self.enums.get(code)
+            text = value if type(value) is str else str(value)
             if allowed is None:
-                result[code] = text
-                settled.add(code)
+                text = text.strip()
+                if text:
+                    result[code] = text
+                    final.add(code)
                 continue
-            value_key = key(text)
-            canonical = allowed.get(value_key) or merchant.values.get((code, value_key))
-            if canonical is not None:
-                result[code] = canonical
-                settled.add(code)
-            else:
-                result.setdefault(code, text)
-        return dict(sorted(result.items()))
+            known = enum_values.get((code, text))
+            if known is None:
+                stripped = text.strip()
+                value_key = key(stripped)
+                canonical = allowed.get(value_key) or merchant.values.get((code, value_key))
+                # Enum values are few, so remembering each spelling costs little and saves the normalising.
+                known = enum_values[(code, text)] = (canonical, True) if canonical is not None else (stripped, False)
+            if known[1]:
+                result[code] = known[0]
+                final.add(code)
+            elif known[0] and code not in result:
+                result[code] = known[0]
+        return result
+
+    def _target(self, merchant: MerchantContext, name: str) -> tuple[str, dict[str, str] | None] | None:
+        name_key = key(name)
+        code = merchant.names.get(name_key) or self.names.get(name_key)
+        return None if code is None else (code, self.enums.get(code))
 
 
 # The product columns a record is built from, in this order.
@@ -132,8 +153,8 @@ def build(row: Mapping[str, Any] | Iterable[Any], context: Context) -> tuple[byt
     The content hash covers everything but ``updated_at``: a record whose content did not change keeps it.
     """
     (_id, merchant_id, sku, title, brand, gtin, description, price, currency, stock, reserved, images, attributes,
-     updated_at, category_id) = row.values() if isinstance(row, Mapping) else row
-    merchant = context.merchant(merchant_id)
+     updated_at, category_id) = row.values() if type(row) is dict else row
+    merchant = context.merchants.get(merchant_id) or context._empty
     body = {
         "merchant_id": merchant_id,
         "merchant_slug": merchant.slug,
@@ -147,8 +168,8 @@ def build(row: Mapping[str, Any] | Iterable[Any], context: Context) -> tuple[byt
         "price": price_text(price),
         "currency": currency,
         "available": max(int(stock) - int(reserved), 0),
-        "images": list(images or ()),
-        "attributes": context.attributes(merchant, attributes),
+        "images": (orjson.loads(images) if type(images) is str else list(images or ())) or [],
+        "attributes": context.attributes(merchant, orjson.loads(attributes) if type(attributes) is str else attributes),
     }
     encoded = orjson.dumps(body)
     content_hash = hashlib.sha256(encoded).hexdigest()
@@ -161,12 +182,24 @@ def tombstone(merchant_id: int, sku: str) -> bytes:
 
 
 def price_text(price: Decimal | float | str) -> str:
+    """Two decimals as text; the database's own text of a NUMERIC(14, 2) already is."""
+    if type(price) is str and len(price) > 3 and price[-3] == ".":
+        return price
     return f"{Decimal(price):.2f}" if not isinstance(price, Decimal) else f"{price:.2f}"
 
 
-def iso(moment: datetime) -> str:
-    """UTC, to the second, with a Z: ``2026-11-23T02:00:00Z``."""
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+_last_iso: list[Any] = [None, ""]
+
+
+def iso(moment: datetime | str) -> str:
+    """UTC, to the second, with a Z: ``2026-11-23T02:00:00Z``; text is SQLite's stored form of a UTC time.
+    (Rows of one upload share their time: the last answer is kept.)"""
+    if moment != _last_iso[0]:
+        value = moment if isinstance(moment, datetime) else datetime.fromisoformat(moment)
+        if value.tzinfo is not None:
+            value = value.astimezone(timezone.utc)
+        _last_iso[:] = [moment, value.strftime("%Y-%m-%dT%H:%M:%SZ")]
+    return _last_iso[1]
 
 
 def digest(value: Any) -> str:

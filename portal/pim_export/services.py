@@ -17,9 +17,11 @@ import io
 import json
 import logging
 import os
+import queue
 import secrets
 import socket
 import tempfile
+import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -29,7 +31,8 @@ from typing import Any
 
 from flask import current_app
 from flask_babel import gettext
-from sqlalchemy import String, and_, cast, delete, func, insert, or_, select, text, true, update
+from sqlalchemy import String, Text, and_, case, cast, delete, func, or_, select, text, true, type_coerce, update
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -45,11 +48,11 @@ log = logging.getLogger(__name__)
 
 LATEST_KEY = "products/LATEST.json"
 PART_RECORDS = 100_000
-PART_BYTES = 64 * 1024 * 1024  # compressed
+PART_BYTES = 64 * 1024 * 1024  # of JSON, before gzip
 BATCH = 10_000
 # A running run whose heartbeat is older than this has lost its process: its lock is released.
 STALE_AFTER = timedelta(minutes=10)
-COMPRESS_LEVEL = 5
+COMPRESS_LEVEL = 3  # gzip -3: within a few per cent of -6 in size, at half its time
 
 
 class ExportBusy(PortalError):
@@ -62,15 +65,20 @@ class ExportFailed(PortalError):
     code = "pim_export_failed"
 
 
-def signature() -> Any:
-    """The product columns whose change means "read this product again", as one text the database builds.
+# Product columns whose change means "read this product again", and where pim_export_state keeps them. Stock and
+# reservations are here because a record carries what is available; readiness_at moves with readiness,
+# missing attributes and the marketplace category.
+VECTOR = (("updated_at", "updated_at"), ("readiness_at", "readiness_at"), ("stock", "stock"), ("reserved", "reserved"),
+          ("marketplace_category_id", "category_id"))
 
-    Built by the database on both sides of the comparison, so it reads the same whatever the driver makes
-    of timestamps. Stock and reservations are in it because the record carries what is available.
-    """
-    return (cast(Product.updated_at, String) + "|" + func.coalesce(cast(Product.readiness_at, String), "") + "|"
-            + cast(Product.stock, String) + "|" + cast(Product.reserved, String) + "|"
-            + func.coalesce(cast(Product.marketplace_category_id, String), ""))
+
+def _raw(column: Any) -> Any:
+    """The column as the driver gives it, without the model's type processing (SQLite: the stored text)."""
+    return type_coerce(column, String())
+
+
+def vector_differs() -> Any:
+    return or_(*(getattr(ExportedProduct, kept).is_distinct_from(getattr(Product, name)) for name, kept in VECTOR))
 
 
 def exportable() -> Any:
@@ -129,6 +137,7 @@ class _HashingFile(io.RawIOBase):
     """A file that hashes and counts what is written to it."""
 
     def __init__(self, path: Path) -> None:
+        self.name = str(path)
         self._file = path.open("wb")
         self.sha256 = hashlib.sha256()
         self.size = 0
@@ -161,147 +170,201 @@ class PartInfo:
                 "sha256": self.sha256}
 
 
-@dataclass
 class PartWriter:
-    """Writes lines into gzip'd parts of bounded size in a local directory; each full part is uploaded by a
-    background thread while the next one fills (one upload in flight, so disk use stays at two parts)."""
+    """Cuts lines into parts of at most ``max_records`` lines or ``max_bytes`` of JSON, whichever comes first.
 
-    storage: Storage
-    prefix: str
-    workdir: Path
-    max_records: int = PART_RECORDS
-    max_bytes: int = PART_BYTES
-    on_part: Callable[[PartInfo], None] | None = None
-    parts: list[PartInfo] = field(default_factory=list)
-    _current: PartInfo | None = None
-    _raw: _HashingFile | None = None
-    _gzip: gzip.GzipFile | None = None
-    _lines: int = 0
-    _executor: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(1, thread_name_prefix="pim-upload"))
-    _pending: Future[None] | None = None
+    The caller's thread only joins lines; a compressor thread gzips them into a local file and an uploader
+    thread sends each sealed part while the next one fills. At most one upload is in flight, so local disk
+    holds two parts at most, and memory a few chunks of lines.
+    """
 
+    def __init__(self, storage: Storage, prefix: str, workdir: Path, max_records: int = PART_RECORDS,
+                 max_bytes: int = PART_BYTES, on_part: Callable[[PartInfo], None] | None = None) -> None:
+        self.storage, self.prefix, self.workdir = storage, prefix, workdir
+        self.max_records, self.max_bytes, self.on_part = max_records, max_bytes, on_part
+        self.parts: list[PartInfo] = []
+        self._current: PartInfo | None = None
+        self._lines = self._bytes = 0
+        self._queue: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=8)
+        self._error: BaseException | None = None
+        self._uploader = ThreadPoolExecutor(1, thread_name_prefix="pim-upload")
+        self._upload: Future[None] | None = None
+        self._compressor = threading.Thread(target=self._compress, name="pim-gzip", daemon=True)
+        self._compressor.start()
+
+    # caller's side
     def write(self, lines: list[bytes], *, tombstones: bool = False) -> None:
-        for line in lines:
-            if self._gzip is None:
-                self._open()
-            assert self._gzip is not None and self._current is not None and self._raw is not None
-            self._gzip.write(line)
-            self._gzip.write(b"\n")
+        """Append lines, a thousand at a time, starting a new part when one reaches its bound."""
+        self._raise()
+        start = 0
+        while start < len(lines):
+            if self._current is None:
+                self._current = PartInfo(f"{self.prefix}/part-{len(self.parts):05d}.jsonl.gz")
+                self.parts.append(self._current)
+                self._lines = self._bytes = 0
+                self._queue.put(("open", self._current))
+            chunk = lines[start:start + min(1000, self.max_records - self._lines)]
+            data = b"\n".join(chunk) + b"\n"
+            self._queue.put(("data", data))
+            start += len(chunk)
             if tombstones:
-                self._current.tombstones += 1
+                self._current.tombstones += len(chunk)
             else:
-                self._current.records += 1
-            self._lines += 1
-            if self._lines >= self.max_records or self._raw.size >= self.max_bytes:
-                self._seal()
+                self._current.records += len(chunk)
+            self._lines += len(chunk)
+            self._bytes += len(data)
+            if self._lines >= self.max_records or self._bytes >= self.max_bytes:
+                self._queue.put(("seal", self._current))
+                self._current = None
 
-    def _open(self) -> None:
-        key = f"{self.prefix}/part-{len(self.parts):05d}.jsonl.gz"
-        self._current = PartInfo(key)
-        self._raw = _HashingFile(self.workdir / f"part-{len(self.parts):05d}.jsonl.gz")
-        # mtime 0 and no file name: the same lines make the same bytes.
-        self._gzip = gzip.GzipFile(filename="", mode="wb", fileobj=self._raw, compresslevel=COMPRESS_LEVEL, mtime=0)
-        self._lines = 0
+    def finish(self) -> list[PartInfo]:
+        """Seal the last part, wait for every upload, and return the parts (with sizes and hashes)."""
+        if self._current is not None:
+            self._queue.put(("seal", self._current))
+            self._current = None
+        self._stop()
+        self._raise()
+        return self.parts
 
-    def _seal(self) -> None:
-        assert self._gzip is not None and self._raw is not None and self._current is not None
-        self._gzip.close()
-        self._raw.close()
-        part, path = self._current, Path(self._raw._file.name)
-        part.bytes, part.sha256 = self._raw.size, self._raw.sha256.hexdigest()
-        self._gzip = self._raw = self._current = None
-        self.parts.append(part)
-        self._wait()
-        self._pending = self._executor.submit(self._upload, part, path)
+    def close(self) -> None:
+        self._stop()
+        self._uploader.shutdown(wait=True, cancel_futures=True)
 
-    def _upload(self, part: PartInfo, path: Path) -> None:
+    def _stop(self) -> None:
+        if self._compressor.is_alive():
+            self._queue.put(("stop", None))
+            self._compressor.join()
+        if self._upload is not None:
+            self._settle_upload()
+
+    def _raise(self) -> None:
+        if self._error is not None:
+            raise self._error
+
+    # compressor thread
+    def _compress(self) -> None:
+        raw: _HashingFile | None = None
+        packer: gzip.GzipFile | None = None
+        while True:
+            command, value = self._queue.get()
+            if command == "stop":
+                if packer is not None:
+                    packer.close()
+                if raw is not None:
+                    raw.close()
+                return
+            if self._error is not None:
+                continue  # drain, so the caller never blocks on a full queue
+            try:
+                if command == "open":
+                    raw = _HashingFile(self.workdir / value.key.rsplit("/", 1)[1])
+                    # mtime 0 and no file name: the same lines make the same bytes.
+                    packer = gzip.GzipFile(filename="", mode="wb", fileobj=raw, compresslevel=COMPRESS_LEVEL, mtime=0)
+                elif command == "data":
+                    assert packer is not None
+                    packer.write(value)
+                elif command == "seal":
+                    assert packer is not None and raw is not None
+                    packer.close()
+                    raw.close()
+                    value.bytes, value.sha256 = raw.size, raw.sha256.hexdigest()
+                    path = Path(raw.name)
+                    packer = raw = None
+                    if self._upload is not None:
+                        self._settle_upload()
+                    self._upload = self._uploader.submit(self._send, value, path)
+            except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
+                self._error = exc
+
+    def _settle_upload(self) -> None:
+        upload, self._upload = self._upload, None
+        assert upload is not None
+        try:
+            upload.result()
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
+            self._error = self._error or exc
+
+    # uploader thread
+    def _send(self, part: PartInfo, path: Path) -> None:
         self.storage.put_file(part.key, path, content_type="application/gzip")
         path.unlink(missing_ok=True)
         if self.on_part is not None:
             self.on_part(part)
 
-    def _wait(self) -> None:
-        if self._pending is not None:
-            pending, self._pending = self._pending, None
-            pending.result()  # an upload's failure stops the run here
-
-    def finish(self) -> list[PartInfo]:
-        if self._gzip is not None:
-            self._seal()
-        self._wait()
-        return self.parts
-
-    def close(self) -> None:
-        if self._gzip is not None:
-            self._gzip.close()
-            assert self._raw is not None
-            self._raw.close()
-        self._executor.shutdown(wait=True, cancel_futures=True)
-
 
 # --- the state file: what this run told the PIM, applied to pim_export_state on success ------------------
 
 
+STATE_COLUMNS = ("product_id", "merchant_id", "sku", "updated_at", "readiness_at", "stock", "reserved", "category_id",
+                 "content_hash")
+
+
 class _StateFile:
-    """CSV lines ``product_id, merchant_id, sku, signature, content_hash, deleted`` on local disk."""
+    """CSV lines of STATE_COLUMNS[, deleted] on local disk (a full export has no deleted ones, and its file goes
+    straight into the table)."""
 
-    COLUMNS = ("product_id", "merchant_id", "sku", "signature", "content_hash", "deleted")
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
+    def __init__(self, path: Path, *, full: bool) -> None:
+        self.path, self.full = path, full
         self._handle = path.open("w", newline="", encoding="utf-8")
         self._writer = csv.writer(self._handle)
         self.rows = 0
 
     def add(self, rows: list[tuple[Any, ...]]) -> None:
-        self._writer.writerows(rows)
+        self._writer.writerows([row[:-1] for row in rows] if self.full else rows)
         self.rows += len(rows)
 
     def close(self) -> None:
         if not self._handle.closed:
             self._handle.close()
 
-    def chunks(self, size: int = 20_000) -> Iterator[list[tuple[int, int, str, str, str, bool]]]:
+    def chunks(self, size: int = 20_000) -> Iterator[list[dict[str, Any]]]:
+        """The rows as dicts for an INSERT (empty cells are NULL, as COPY reads them)."""
         with self.path.open(newline="", encoding="utf-8") as handle:
             chunk = []
             for row in csv.reader(handle):
-                chunk.append((int(row[0]), int(row[1]), row[2], row[3], row[4], row[5] == "1"))
+                values = dict(zip(STATE_COLUMNS, [cell if cell != "" else None for cell in row]))
+                values["deleted"] = len(row) > len(STATE_COLUMNS) and row[-1] == "1"
+                chunk.append(values)
                 if len(chunk) >= size:
                     yield chunk
                     chunk = []
             if chunk:
                 yield chunk
 
-
-def _apply_state(db: Session, state: _StateFile, *, full: bool) -> None:
-    """Make pim_export_state what this run delivered (no commit): a full replaces it, a delta updates its rows."""
-    table = ExportedProduct.__table__
-    if full:
-        db.execute(delete(ExportedProduct))
-    if db.get_bind().dialect.name == "postgresql":
-        db.execute(text("CREATE TEMP TABLE IF NOT EXISTS pim_state_staging (product_id integer, merchant_id integer, "
-                        "sku text, signature text, content_hash text, deleted boolean) ON COMMIT DROP"))
-        db.execute(text("TRUNCATE pim_state_staging"))
+    def copy_into(self, db: Session, table: str, columns: str) -> None:
         cursor = db.connection().connection.driver_connection.cursor()
-        with cursor.copy("COPY pim_state_staging FROM STDIN WITH (FORMAT csv)") as copy, \
-                state.path.open("rb") as handle:
+        with cursor.copy(f"COPY {table} ({columns}) FROM STDIN WITH (FORMAT csv)") as copy, self.path.open("rb") as handle:
             while block := handle.read(1024 * 1024):
                 copy.write(block)
-        if not full:
-            db.execute(text("DELETE FROM pim_export_state AS s USING pim_state_staging AS t "
-                            "WHERE s.product_id = t.product_id"))
-        db.execute(text("INSERT INTO pim_export_state (product_id, merchant_id, sku, signature, content_hash) "
-                        "SELECT product_id, merchant_id, sku, signature, content_hash FROM pim_state_staging "
-                        "WHERE NOT deleted"))
+
+
+def _apply_state(db: Session, state: _StateFile) -> None:
+    """Make pim_export_state what this run delivered (no commit): a full replaces it, a delta updates its rows."""
+    columns = ", ".join(STATE_COLUMNS)
+    if db.get_bind().dialect.name == "postgresql":
+        if state.full:
+            db.execute(text("TRUNCATE pim_export_state"))  # the export's own table; the run holds the lock
+            state.copy_into(db, "pim_export_state", columns)
+            return
+        db.execute(text("CREATE TEMP TABLE IF NOT EXISTS pim_state_staging (product_id integer, merchant_id integer, "
+                        "sku text, updated_at timestamptz, readiness_at timestamptz, stock integer, reserved integer, "
+                        "category_id integer, content_hash text, deleted boolean) ON COMMIT DROP"))
+        db.execute(text("TRUNCATE pim_state_staging"))
+        state.copy_into(db, "pim_state_staging", columns + ", deleted")
+        db.execute(text("DELETE FROM pim_export_state AS s USING pim_state_staging AS t WHERE s.product_id = t.product_id"))
+        db.execute(text(f"INSERT INTO pim_export_state ({columns}) SELECT DISTINCT ON (product_id) {columns} "
+                        "FROM pim_state_staging WHERE NOT deleted ORDER BY product_id"))
         return
+    if state.full:
+        db.execute(delete(ExportedProduct))
+    # Plain SQL, so the values go in exactly as they were read (no type processing to reformat them).
+    insert_row = text(f"INSERT INTO pim_export_state ({columns}) VALUES ({', '.join(':' + c for c in STATE_COLUMNS)})")
     for chunk in state.chunks():
-        if not full:
-            ids = [row[0] for row in chunk]
-            db.execute(delete(ExportedProduct).where(ExportedProduct.product_id.in_(ids)))
-        kept = [dict(zip(("product_id", "merchant_id", "sku", "signature", "content_hash"), row[:5]))
-                for row in chunk if not row[5]]
+        if not state.full:
+            db.execute(delete(ExportedProduct).where(ExportedProduct.product_id.in_([row["product_id"] for row in chunk])))
+        kept = [row for row in chunk if not row["deleted"]]
         if kept:
-            db.execute(insert(table), kept)
+            db.execute(insert_row, kept)
 
 
 # --- the run --------------------------------------------------------------------------------------------
@@ -397,7 +460,7 @@ def _run(db: Session, run: ExportRun, storage: Storage, workdir: Path, part_reco
     db.commit()
 
     prefix = f"products/{run.kind}/{run.started_at:%Y-%m-%d}/{run.run_id}"
-    state = _StateFile(workdir / "state.csv")
+    state = _StateFile(workdir / "state.csv", full=full)
     writer = PartWriter(storage, prefix, workdir, part_records, part_bytes, on_part=lambda part: written.append(part.key))
     try:
         if full:
@@ -429,7 +492,7 @@ def _run(db: Session, run: ExportRun, storage: Storage, workdir: Path, part_reco
     written.append(manifest_key)
     storage.put(manifest_key, json.dumps(manifest, indent=2).encode(), content_type="application/json")
 
-    _apply_state(db, state, full=full)
+    _apply_state(db, state)
     run.status, run.finished_at, run.heartbeat_at = "succeeded", utcnow(), utcnow()
     run.records, run.tombstones = manifest["records"], manifest["tombstones"]
     run.files, run.bytes, run.manifest_key = len(parts), sum(part.bytes for part in parts), manifest_key
@@ -449,24 +512,65 @@ def _heartbeat(db: Session, run: ExportRun) -> None:
 
 
 def _columns() -> list[Any]:
-    return [getattr(Product, name) for name in records.COLUMNS] + [signature().label("signature")]
+    """The record's columns, then readiness_at: price and the JSON ones as the database's text (orjson parses
+    them faster), the change columns as the driver gives them (they go back into pim_export_state as they are)."""
+    special = {"price": cast(Product.price, String), "images": cast(Product.images, Text),
+               "attributes": cast(Product.attributes, Text), "updated_at": _raw(Product.updated_at)}
+    return [special.get(name, getattr(Product, name)) for name in records.COLUMNS] + [_raw(Product.readiness_at)]
+
+
+def _read_ahead(bind: Any, batches: Callable[[Connection], Iterator[Any]]) -> Iterator[Any]:
+    """Yield what ``batches`` reads, read on its own connection by a thread that keeps up to two batches ahead:
+    the database works on the next batch while this thread turns the last one into records."""
+    ahead: queue.Queue[Any] = queue.Queue(maxsize=2)
+    stop = threading.Event()
+    end = object()
+
+    def read() -> None:
+        try:
+            with bind.connect() as connection:
+                for item in batches(connection):
+                    if stop.is_set():
+                        return
+                    ahead.put(item)
+            ahead.put(end)
+        except BaseException as exc:  # noqa: BLE001 - raised in the reading thread below
+            ahead.put(exc)
+
+    reader = threading.Thread(target=read, name="pim-read", daemon=True)
+    reader.start()
+    try:
+        while (item := ahead.get()) is not end:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        while reader.is_alive():  # unblock a reader waiting to put
+            try:
+                ahead.get(timeout=0.1)
+            except queue.Empty:
+                pass
+        reader.join()
 
 
 def _export_all(db: Session, run: ExportRun, context: records.Context, writer: PartWriter, state: _StateFile,
                 hooks: Hooks, batch: int) -> None:
-    last = 0
-    batches = 0
-    while True:
-        rows = db.execute(select(*_columns()).join(Merchant, Merchant.id == Product.merchant_id)
-                          .where(exportable(), Product.id > last).order_by(Product.id).limit(batch)).tuples().all()
-        if not rows:
-            return
+    def batches(connection: Connection) -> Iterator[list[Any]]:
+        last = 0
+        while True:
+            rows = connection.execute(select(*_columns()).join(Merchant, Merchant.id == Product.merchant_id)
+                                      .where(exportable(), Product.id > last).order_by(Product.id).limit(batch)).all()
+            if not rows:
+                return
+            yield rows
+            last = rows[-1][0]
+
+    for number, rows in enumerate(_read_ahead(db.get_bind(), batches), 1):
         _write_records(rows, context, writer, state, known={})
-        last = rows[-1][0]
-        batches += 1
         _heartbeat(db, run)
         if hooks.after_batch is not None:
-            hooks.after_batch(batches)
+            hooks.after_batch(number)
 
 
 def _write_records(rows: list[Any], context: records.Context, writer: PartWriter, state: _StateFile,
@@ -478,47 +582,56 @@ def _write_records(rows: list[Any], context: records.Context, writer: PartWriter
         line, content_hash = records.build(row[:-1], context)
         if known.get(row[0]) != content_hash:
             lines.append(line)
-        changes.append((row[0], row[1], row[2], row[-1], content_hash, 0))
+        # STATE_COLUMNS and deleted: id, merchant, sku, updated_at, readiness_at, stock, reserved, category, hash
+        changes.append((row[0], row[1], row[2], row[13], row[15], row[9], row[10], row[14], content_hash, 0))
     writer.write(lines)
     state.add(changes)
 
 
 def _export_changes(db: Session, run: ExportRun, context: records.Context, previous: ExportRun,
                     writer: PartWriter, state: _StateFile, hooks: Hooks, batch: int) -> None:
-    """A delta: tombstones first (a deleted product's SKU may be in use again by a new one), then records."""
-    gone = db.execute(
-        select(ExportedProduct.product_id, ExportedProduct.merchant_id, ExportedProduct.sku)
-        .outerjoin(Product, Product.id == ExportedProduct.product_id)
-        .outerjoin(Merchant, Merchant.id == Product.merchant_id)
-        .where(or_(Product.id.is_(None), Product.readiness != "ready", Merchant.is_active.is_not(True)))
-        .order_by(ExportedProduct.product_id)).tuples().all()
+    """A delta: tombstones first (a deleted product's SKU may be in use again by a new one), then records.
+
+    One pass over products and pim_export_state finds both: what the PIM has that is gone or no longer ready,
+    and ready products it lacks or whose change columns (or context) moved since.
+    """
+    taxonomy_changed, merchants_changed = context.changed_since(previous.context or {})
+    wanted = or_(ExportedProduct.product_id.is_(None), vector_differs())
+    if taxonomy_changed:
+        wanted = true()
+    elif merchants_changed:
+        wanted = or_(wanted, Product.merchant_id.in_(sorted(merchants_changed)))
+    ready = and_(Product.id.is_not(None), Product.readiness == "ready", Merchant.is_active.is_(True))
+    both = (Product.__table__.join(Merchant.__table__, Merchant.id == Product.merchant_id)
+            .join(ExportedProduct.__table__, ExportedProduct.product_id == Product.id, full=True))
+    found = db.execute(
+        select(func.coalesce(Product.id, ExportedProduct.product_id), case((ready, True), else_=False),
+               ExportedProduct.merchant_id, ExportedProduct.sku)
+        .select_from(both)
+        .where(or_(and_(ready, wanted), and_(ExportedProduct.product_id.is_not(None), ~ready)))
+        .order_by(func.coalesce(Product.id, ExportedProduct.product_id))).tuples().all()
+    gone = [(product_id, merchant_id, sku) for product_id, is_ready, merchant_id, sku in found if not is_ready]
+    candidates = [product_id for product_id, is_ready, _merchant_id, _sku in found if is_ready]
     for start in range(0, len(gone), batch):
         chunk = gone[start:start + batch]
         writer.write([records.tombstone(merchant_id, sku) for _id, merchant_id, sku in chunk], tombstones=True)
-        state.add([(product_id, merchant_id, sku, "", "", 1) for product_id, merchant_id, sku in chunk])
+        state.add([(product_id, merchant_id, sku, None, None, 0, 0, None, "", 1) for product_id, merchant_id, sku in chunk])
+    db.commit()  # the reads below run on their own connection; this one holds no snapshot meanwhile
 
-    taxonomy_changed, merchants_changed = context.changed_since(previous.context or {})
-    differs = or_(ExportedProduct.product_id.is_(None), ExportedProduct.signature != signature())
-    if taxonomy_changed:
-        differs = true()
-    elif merchants_changed:
-        differs = or_(differs, Product.merchant_id.in_(sorted(merchants_changed)))
-    candidates = db.execute(
-        select(Product.id).join(Merchant, Merchant.id == Product.merchant_id)
-        .outerjoin(ExportedProduct, ExportedProduct.product_id == Product.id)
-        .where(exportable(), differs).order_by(Product.id)).scalars().all()
-    batches = 0
-    for start in range(0, len(candidates), batch):
-        ids = candidates[start:start + batch]
-        rows = db.execute(select(*_columns()).join(Merchant, Merchant.id == Product.merchant_id)
-                          .where(exportable(), Product.id.in_(ids)).order_by(Product.id)).tuples().all()
-        known = dict(db.execute(select(ExportedProduct.product_id, ExportedProduct.content_hash)
-                                .where(ExportedProduct.product_id.in_(ids))).tuples().all())
+    def batches(connection: Connection) -> Iterator[tuple[list[Any], dict[int, str]]]:
+        for start in range(0, len(candidates), batch):
+            ids = candidates[start:start + batch]
+            rows = connection.execute(select(*_columns()).join(Merchant, Merchant.id == Product.merchant_id)
+                                      .where(exportable(), Product.id.in_(ids)).order_by(Product.id)).all()
+            known = dict(connection.execute(select(ExportedProduct.product_id, ExportedProduct.content_hash)
+                                            .where(ExportedProduct.product_id.in_(ids))).tuples().all())
+            yield rows, known
+
+    for number, (rows, known) in enumerate(_read_ahead(db.get_bind(), batches), 1):
         _write_records(rows, context, writer, state, known)
-        batches += 1
         _heartbeat(db, run)
         if hooks.after_batch is not None:
-            hooks.after_batch(batches)
+            hooks.after_batch(number)
 
 
 # --- reading back ---------------------------------------------------------------------------------------

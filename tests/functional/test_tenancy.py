@@ -18,7 +18,9 @@ NOT_MERCHANT_SCOPED = {"static", "accounts.accept_invite", "category_mapping.enu
 # Routes with an id that merchant users cannot use at all (403 whoever owns the object); tested below.
 STAFF_ONLY = {"category_mapping.lock", "category_mapping.weak_spot", "category_mapping.weak_spot_products",
               "category_mapping.taxonomy_category", "category_mapping.save_requirement",
-              "category_mapping.delete_requirement", "category_mapping.assign_manager"}
+              "category_mapping.delete_requirement", "category_mapping.assign_manager",
+              # Export runs hold no merchant's data and are for operators only.
+              "pim_export.show", "pim_export.manifest"}
 
 
 @pytest.fixture
@@ -132,6 +134,7 @@ def test_staff_only_routes_with_an_id_are_closed_to_merchants(merchant_a, factor
                          ("GET", "/mapping/weak-spots/751"), ("GET", f"/mapping/weak-spots/751/merchants/{merchant}"),
                          ("GET", "/mapping/taxonomy/751"), ("POST", "/mapping/taxonomy/751/requirements"),
                          ("POST", "/mapping/taxonomy/751/requirements/volume_l/delete"),
-                         ("POST", "/mapping/taxonomy/751/managers")]:
+                         ("POST", "/mapping/taxonomy/751/managers"), ("GET", "/pim/runs/1"),
+                         ("GET", "/pim/runs/1/manifest.json")]:
         response = auth.post(path, csrf_page="/mapping/categories") if method == "POST" else auth.client.get(path)
         assert response.status_code == 403, path
