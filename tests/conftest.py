@@ -74,6 +74,7 @@ def app_config(database_url: str, storage_dir: Path) -> dict:
         "SECRET_KEY": "test-secret",
         "DATABASE_URL": database_url,
         "STORAGE_URL": storage_dir.as_uri(),
+        "PIM_EXPORT_URL": (storage_dir.parent / "pim-export").as_uri(),
         "BROKER_URL": None,
         "LOGIN_RATE_LIMIT": "1000 per minute",
         "RATELIMIT_STORAGE_URI": "memory://",

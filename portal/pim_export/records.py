@@ -148,12 +148,13 @@ COLUMNS = ("id", "merchant_id", "sku", "title", "brand", "gtin", "description", 
 
 
 def build(row: Mapping[str, Any] | Iterable[Any], context: Context) -> tuple[bytes, str]:
-    """(the record as one JSON line without its newline, its content hash) for a product row.
+    """(the record as one JSON line without its newline, its content hash) for a product row (COLUMNS, in
+    that order; more columns after them are ignored).
 
     The content hash covers everything but ``updated_at``: a record whose content did not change keeps it.
     """
     (_id, merchant_id, sku, title, brand, gtin, description, price, currency, stock, reserved, images, attributes,
-     updated_at, category_id) = row.values() if type(row) is dict else row
+     updated_at, category_id) = tuple(row.values()) if type(row) is dict else row[:15]
     merchant = context.merchants.get(merchant_id) or context._empty
     body = {
         "merchant_id": merchant_id,

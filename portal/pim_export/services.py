@@ -10,12 +10,15 @@ delta carries it again.
 """
 from __future__ import annotations
 
+import collections
 import csv
 import gzip
 import hashlib
 import io
+import itertools
 import json
 import logging
+import multiprocessing
 import os
 import queue
 import secrets
@@ -23,15 +26,18 @@ import socket
 import tempfile
 import threading
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from flask import current_app
 from flask_babel import gettext
-from sqlalchemy import String, Text, and_, case, cast, delete, func, or_, select, text, true, type_coerce, update
+from sqlalchemy import (
+    ARRAY, Integer, String, Text, and_, any_, bindparam, case, cast, delete, func, or_, select, text, true, type_coerce,
+    update,
+)
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -52,7 +58,7 @@ PART_BYTES = 64 * 1024 * 1024  # of JSON, before gzip
 BATCH = 10_000
 # A running run whose heartbeat is older than this has lost its process: its lock is released.
 STALE_AFTER = timedelta(minutes=10)
-COMPRESS_LEVEL = 3  # gzip -3: within a few per cent of -6 in size, at half its time
+COMPRESS_LEVEL = 1  # gzip -1: parts 15 % larger than -6, at a third of its time
 
 
 class ExportBusy(PortalError):
@@ -297,21 +303,36 @@ class PartWriter:
 
 STATE_COLUMNS = ("product_id", "merchant_id", "sku", "updated_at", "readiness_at", "stock", "reserved", "category_id",
                  "content_hash")
+_CSV_SPECIAL = frozenset(',"\r\n\\')
+
+
+def _csv_text(value: str) -> str:
+    return f'"{value.replace(chr(34), chr(34) * 2)}"' if not _CSV_SPECIAL.isdisjoint(value) else value
+
+
+def _csv_value(value: Any) -> str:
+    """An empty cell is NULL to COPY (and to chunks()); datetimes as the driver gave them, in their own text."""
+    return "" if value is None else _csv_text(str(value))
 
 
 class _StateFile:
-    """CSV lines of STATE_COLUMNS[, deleted] on local disk (a full export has no deleted ones, and its file goes
-    straight into the table)."""
+    """CSV lines of STATE_COLUMNS, and for a delta ``deleted``, on local disk (a full export's file goes
+    straight into the table by COPY)."""
 
     def __init__(self, path: Path, *, full: bool) -> None:
         self.path, self.full = path, full
-        self._handle = path.open("w", newline="", encoding="utf-8")
-        self._writer = csv.writer(self._handle)
+        self._handle = path.open("w", encoding="utf-8", newline="")
         self.rows = 0
 
-    def add(self, rows: list[tuple[Any, ...]]) -> None:
-        self._writer.writerows([row[:-1] for row in rows] if self.full else rows)
-        self.rows += len(rows)
+    def add_text(self, lines: str, count: int) -> None:
+        """Lines made by state_lines()."""
+        self._handle.write(lines)
+        self.rows += count
+
+    def add_deleted(self, gone: list[tuple[int, int, str]]) -> None:
+        self._handle.write("".join(f"{product_id},{merchant_id},{_csv_text(sku)},,,0,0,,,1\n"
+                                   for product_id, merchant_id, sku in gone))
+        self.rows += len(gone)
 
     def close(self) -> None:
         if not self._handle.closed:
@@ -338,6 +359,13 @@ class _StateFile:
                 copy.write(block)
 
 
+def state_lines(rows: list[Any], hashes: list[str], *, full: bool) -> str:
+    """_StateFile lines for record rows (see _columns): their change columns as read, and content hashes."""
+    tail = "\n" if full else ",0\n"
+    return "".join(f"{row[0]},{row[1]},{_csv_text(row[2])},{_csv_value(row[13])},{_csv_value(row[15])},{row[9]},"
+                   f"{row[10]},{_csv_value(row[14])},{content_hash}{tail}" for row, content_hash in zip(rows, hashes))
+
+
 def _apply_state(db: Session, state: _StateFile) -> None:
     """Make pim_export_state what this run delivered (no commit): a full replaces it, a delta updates its rows."""
     columns = ", ".join(STATE_COLUMNS)
@@ -345,12 +373,14 @@ def _apply_state(db: Session, state: _StateFile) -> None:
         if state.full:
             db.execute(text("TRUNCATE pim_export_state"))  # the export's own table; the run holds the lock
             state.copy_into(db, "pim_export_state", columns)
+            db.execute(text("ANALYZE pim_export_state"))  # the next delta's plan counts on fresh statistics
             return
         db.execute(text("CREATE TEMP TABLE IF NOT EXISTS pim_state_staging (product_id integer, merchant_id integer, "
                         "sku text, updated_at timestamptz, readiness_at timestamptz, stock integer, reserved integer, "
                         "category_id integer, content_hash text, deleted boolean) ON COMMIT DROP"))
         db.execute(text("TRUNCATE pim_state_staging"))
         state.copy_into(db, "pim_state_staging", columns + ", deleted")
+        db.execute(text("ANALYZE pim_state_staging"))  # so the DELETE below probes the index, not a scan
         db.execute(text("DELETE FROM pim_export_state AS s USING pim_state_staging AS t WHERE s.product_id = t.product_id"))
         db.execute(text(f"INSERT INTO pim_export_state ({columns}) SELECT DISTINCT ON (product_id) {columns} "
                         "FROM pim_state_staging WHERE NOT deleted ORDER BY product_id"))
@@ -393,23 +423,22 @@ def run_export(db: Session, kind: str, *, trigger: str = "cli", user_id: int | N
     if kind not in ("full", "delta"):
         raise ValueError(f"kind must be full or delta, not {kind!r}")
     run = _start(db, kind, trigger, user_id)
+    run_key, run_name = run.id, run.run_id  # readable after a rollback too
     own_storage = storage is None
     written: list[str] = []
-    latest_written = False
     try:
         storage = storage or export_storage()
         with tempfile.TemporaryDirectory(prefix="portal-pim-") as workdir:
-            latest_written = _run(db, run, storage, Path(workdir), part_records, part_bytes, batch, hooks or Hooks(),
-                                  written)
+            _run(db, run, storage, Path(workdir), part_records, part_bytes, batch, hooks or Hooks(), written)
     except Exception as exc:
-        log.exception("pim export %s failed", run.run_id)
+        log.exception("pim export %s failed", run_name)
         db.rollback()
         message = str(exc) if isinstance(exc, (StorageError, PortalError)) else f"{type(exc).__name__}: {exc}"
-        run = db.get(ExportRun, run.id)
+        run = db.get(ExportRun, run_key)
         assert run is not None
         run.status, run.finished_at, run.error = "failed", utcnow(), message[:4000]
         db.commit()
-        if storage is not None and not latest_written:
+        if storage is not None:
             _clean_up(storage, written)
     finally:
         if own_storage and storage is not None:
@@ -439,7 +468,7 @@ def _read_latest(storage: Storage) -> dict[str, Any] | None:
 
 
 def _run(db: Session, run: ExportRun, storage: Storage, workdir: Path, part_records: int, part_bytes: int,
-         batch: int, hooks: Hooks, written: list[str]) -> bool:
+         batch: int, hooks: Hooks, written: list[str]) -> None:
     # Read LATEST.json first: an unreachable store or a missing bucket stops the run before any work.
     latest = _read_latest(storage)
     previous = db.scalar(select(ExportRun).where(ExportRun.status == "succeeded")
@@ -499,11 +528,13 @@ def _run(db: Session, run: ExportRun, storage: Storage, workdir: Path, part_reco
     db.flush()
     latest_doc = {"kind": run.kind, "run_id": run.run_id, "manifest": manifest_key,
                   "generated_at": manifest["generated_at"]}
+    # Should this write fail after all (an answer lost on the way back), LATEST.json may name this run: its
+    # files must then stay, so a failure from here on removes nothing.
+    written.clear()
     storage.put(LATEST_KEY, json.dumps(latest_doc, indent=2).encode(), content_type="application/json")
     # From here the PIM may read the new run. Should this commit fail, the next run finds LATEST.json naming a
     # run the database does not count as successful, and exports in full.
     db.commit()
-    return True
 
 
 def _heartbeat(db: Session, run: ExportRun) -> None:
@@ -519,73 +550,142 @@ def _columns() -> list[Any]:
     return [special.get(name, getattr(Product, name)) for name in records.COLUMNS] + [_raw(Product.readiness_at)]
 
 
-def _read_ahead(bind: Any, batches: Callable[[Connection], Iterator[Any]]) -> Iterator[Any]:
-    """Yield what ``batches`` reads, read on its own connection by a thread that keeps up to two batches ahead:
-    the database works on the next batch while this thread turns the last one into records."""
-    ahead: queue.Queue[Any] = queue.Queue(maxsize=2)
-    stop = threading.Event()
-    end = object()
+# --- reading and building, in worker threads or processes -----------------------------------------------
 
-    def read() -> None:
-        try:
-            with bind.connect() as connection:
-                for item in batches(connection):
-                    if stop.is_set():
-                        return
-                    ahead.put(item)
-            ahead.put(end)
-        except BaseException as exc:  # noqa: BLE001 - raised in the reading thread below
-            ahead.put(exc)
+# From this many products on, records are built in worker processes (PIM_EXPORT_WORKERS) rather than threads.
+PROCESS_THRESHOLD = 50_000
 
-    reader = threading.Thread(target=read, name="pim-read", daemon=True)
-    reader.start()
+
+@dataclass(frozen=True)
+class _Job:
+    """One batch: a range of product ids [low, high) of a full export, or a delta's chosen ids."""
+
+    full: bool
+    low: int = 0
+    high: int = 0
+    ids: tuple[int, ...] = ()
+
+
+@dataclass
+class _Done:
+    lines: list[bytes]
+    state: str
+    count: int
+
+
+class _Worker:
+    """What a worker (a thread or a process) builds with: the run's context and a connection of its own."""
+
+    context: records.Context | None = None
+    bind: Any = None
+    local = threading.local()
+    opened: list[Connection] = []
+    lock = threading.Lock()
+
+    @classmethod
+    def connection(cls) -> Connection:
+        connection = getattr(cls.local, "connection", None)
+        if connection is None:
+            connection = cls.local.connection = cls.bind.connect()
+            with cls.lock:
+                cls.opened.append(connection)
+        return connection
+
+    @classmethod
+    def close_all(cls) -> None:
+        with cls.lock:
+            for connection in cls.opened:
+                connection.close()
+            cls.opened.clear()
+        cls.local = threading.local()
+
+
+def _init_process(url: str, context: records.Context) -> None:
+    from portal.db import make_engine
+
+    _Worker.context, _Worker.bind = context, make_engine(url)
+
+
+def _build(job: _Job) -> _Done:
+    """Read a batch on this worker's connection and build its records and state lines."""
+    connection = _Worker.connection()
     try:
-        while (item := ahead.get()) is not end:
-            if isinstance(item, BaseException):
-                raise item
-            yield item
+        chosen = (and_(Product.id >= job.low, Product.id < job.high) if job.full
+                  else _among(Product.id, list(job.ids), connection))
+        rows = connection.execute(select(*_columns()).join(Merchant, Merchant.id == Product.merchant_id)
+                                  .where(exportable(), chosen).order_by(Product.id)).all()
+        known: dict[int, str] = {}
+        if not job.full:
+            known = dict(connection.execute(select(ExportedProduct.product_id, ExportedProduct.content_hash).where(
+                _among(ExportedProduct.product_id, list(job.ids), connection))).tuples().all())
     finally:
-        stop.set()
-        while reader.is_alive():  # unblock a reader waiting to put
-            try:
-                ahead.get(timeout=0.1)
-            except queue.Empty:
-                pass
-        reader.join()
+        connection.rollback()  # no snapshot held between batches
+    context, build = _Worker.context, records.build
+    lines: list[bytes] = []
+    hashes: list[str] = []
+    for row in rows:
+        line, content_hash = build(row, context)
+        hashes.append(content_hash)
+        if known.get(row[0]) != content_hash:
+            lines.append(line)
+    return _Done(lines, state_lines(rows, hashes, full=job.full), len(rows))
 
 
-def _export_all(db: Session, run: ExportRun, context: records.Context, writer: PartWriter, state: _StateFile,
-                hooks: Hooks, batch: int) -> None:
-    def batches(connection: Connection) -> Iterator[list[Any]]:
-        last = 0
-        while True:
-            rows = connection.execute(select(*_columns()).join(Merchant, Merchant.id == Product.merchant_id)
-                                      .where(exportable(), Product.id > last).order_by(Product.id).limit(batch)).all()
-            if not rows:
-                return
-            yield rows
-            last = rows[-1][0]
+def _run_jobs(db: Session, context: records.Context, jobs: list[_Job], *, processes: bool) -> Iterator[_Done]:
+    """Yield each job's result in order, a few jobs running ahead: in two threads of this process (one reads
+    while the other builds), or in worker processes that build on every core."""
+    workers = current_app.config.get("PIM_EXPORT_WORKERS", 0) if processes else 0
+    if workers > 0 and not multiprocessing.current_process().daemon:  # Celery's prefork workers may not fork
+        url = db.get_bind().url.render_as_string(hide_password=False)
+        # "spawn": a fresh interpreter, nothing inherited from a threaded web or job process.
+        executor: Any = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                                            initializer=_init_process, initargs=(url, context))
+        ahead = workers + 1
+    else:
+        _Worker.context, _Worker.bind = context, db.get_bind()
+        executor, ahead = ThreadPoolExecutor(2, thread_name_prefix="pim-read"), 3
+    pending: collections.deque[Future[_Done]] = collections.deque()
+    queued = iter(jobs)
+    try:
+        for job in itertools.islice(queued, ahead):
+            pending.append(executor.submit(_build, job))
+        while pending:
+            done = pending.popleft().result()
+            for job in itertools.islice(queued, 1):
+                pending.append(executor.submit(_build, job))
+            yield done
+    finally:
+        executor.shutdown(wait=True, cancel_futures=True)
+        if isinstance(executor, ThreadPoolExecutor):
+            _Worker.close_all()
 
-    for number, rows in enumerate(_read_ahead(db.get_bind(), batches), 1):
-        _write_records(rows, context, writer, state, known={})
+
+def _among(column: Any, ids: list[int], connection: Connection) -> Any:
+    """``column IN ids``; on PostgreSQL one array parameter (``= ANY``) rather than thousands of them."""
+    if connection.dialect.name == "postgresql":
+        return column == any_(bindparam("ids", ids, type_=ARRAY(Integer), unique=True))
+    return column.in_(ids)
+
+
+def _consume(db: Session, run: ExportRun, results: Iterator[_Done], writer: PartWriter, state: _StateFile,
+             hooks: Hooks) -> None:
+    for number, done in enumerate(results, 1):
+        writer.write(done.lines)
+        state.add_text(done.state, done.count)
         _heartbeat(db, run)
         if hooks.after_batch is not None:
             hooks.after_batch(number)
 
 
-def _write_records(rows: list[Any], context: records.Context, writer: PartWriter, state: _StateFile,
-                   known: dict[int, str]) -> None:
-    """Write the records of ``rows`` whose content the PIM does not have yet (``known``: id -> hash it has)."""
-    lines: list[bytes] = []
-    changes: list[tuple[Any, ...]] = []
-    for row in rows:
-        line, content_hash = records.build(row[:-1], context)
-        if known.get(row[0]) != content_hash:
-            lines.append(line)
-        # STATE_COLUMNS and deleted: id, merchant, sku, updated_at, readiness_at, stock, reserved, category, hash
-        changes.append((row[0], row[1], row[2], row[13], row[15], row[9], row[10], row[14], content_hash, 0))
-    writer.write(lines)
-    state.add(changes)
+def _export_all(db: Session, run: ExportRun, context: records.Context, writer: PartWriter, state: _StateFile,
+                hooks: Hooks, batch: int) -> None:
+    low, high = db.execute(select(func.min(Product.id), func.max(Product.id))
+                           .join(Merchant, Merchant.id == Product.merchant_id).where(exportable())).one()
+    db.commit()
+    if low is None:
+        return
+    jobs = [_Job(True, start, start + batch) for start in range(low, high + 1, batch)]
+    _consume(db, run, _run_jobs(db, context, jobs, processes=high - low >= PROCESS_THRESHOLD), writer, state, hooks)
 
 
 def _export_changes(db: Session, run: ExportRun, context: records.Context, previous: ExportRun,
@@ -601,37 +701,30 @@ def _export_changes(db: Session, run: ExportRun, context: records.Context, previ
         wanted = true()
     elif merchants_changed:
         wanted = or_(wanted, Product.merchant_id.in_(sorted(merchants_changed)))
-    ready = and_(Product.id.is_not(None), Product.readiness == "ready", Merchant.is_active.is_(True))
-    both = (Product.__table__.join(Merchant.__table__, Merchant.id == Product.merchant_id)
-            .join(ExportedProduct.__table__, ExportedProduct.product_id == Product.id, full=True))
+    if db.get_bind().dialect.name == "postgresql":
+        db.execute(text("SET LOCAL work_mem = '256MB'"))  # both sides' hashes in memory, not in 16 batches on disk
+    ready = and_(Product.readiness == "ready", Merchant.is_active.is_(True))
+    # Products the PIM lacks, has in another state, or should no longer have; then what it has of deleted ones.
     found = db.execute(
-        select(func.coalesce(Product.id, ExportedProduct.product_id), case((ready, True), else_=False),
-               ExportedProduct.merchant_id, ExportedProduct.sku)
-        .select_from(both)
-        .where(or_(and_(ready, wanted), and_(ExportedProduct.product_id.is_not(None), ~ready)))
-        .order_by(func.coalesce(Product.id, ExportedProduct.product_id))).tuples().all()
-    gone = [(product_id, merchant_id, sku) for product_id, is_ready, merchant_id, sku in found if not is_ready]
-    candidates = [product_id for product_id, is_ready, _merchant_id, _sku in found if is_ready]
+        select(Product.id, case((ready, True), else_=False), ExportedProduct.merchant_id, ExportedProduct.sku)
+        .join(Merchant, Merchant.id == Product.merchant_id)
+        .outerjoin(ExportedProduct, ExportedProduct.product_id == Product.id)
+        .where(or_(and_(ready, wanted), and_(ExportedProduct.product_id.is_not(None), ~ready)))).tuples().all()
+    deleted = db.execute(
+        select(ExportedProduct.product_id, ExportedProduct.merchant_id, ExportedProduct.sku)
+        .where(~select(Product.id).where(Product.id == ExportedProduct.product_id).exists())).tuples().all()
+    gone = sorted([(product_id, merchant_id, sku) for product_id, is_ready, merchant_id, sku in found if not is_ready]
+                  + list(deleted))
+    candidates = sorted(product_id for product_id, is_ready, _merchant_id, _sku in found if is_ready)
     for start in range(0, len(gone), batch):
         chunk = gone[start:start + batch]
         writer.write([records.tombstone(merchant_id, sku) for _id, merchant_id, sku in chunk], tombstones=True)
-        state.add([(product_id, merchant_id, sku, None, None, 0, 0, None, "", 1) for product_id, merchant_id, sku in chunk])
+        state.add_deleted(chunk)
     db.commit()  # the reads below run on their own connection; this one holds no snapshot meanwhile
 
-    def batches(connection: Connection) -> Iterator[tuple[list[Any], dict[int, str]]]:
-        for start in range(0, len(candidates), batch):
-            ids = candidates[start:start + batch]
-            rows = connection.execute(select(*_columns()).join(Merchant, Merchant.id == Product.merchant_id)
-                                      .where(exportable(), Product.id.in_(ids)).order_by(Product.id)).all()
-            known = dict(connection.execute(select(ExportedProduct.product_id, ExportedProduct.content_hash)
-                                            .where(ExportedProduct.product_id.in_(ids))).tuples().all())
-            yield rows, known
-
-    for number, (rows, known) in enumerate(_read_ahead(db.get_bind(), batches), 1):
-        _write_records(rows, context, writer, state, known)
-        _heartbeat(db, run)
-        if hooks.after_batch is not None:
-            hooks.after_batch(number)
+    jobs = [_Job(False, ids=tuple(candidates[start:start + batch])) for start in range(0, len(candidates), batch)]
+    _consume(db, run, _run_jobs(db, context, jobs, processes=len(candidates) >= PROCESS_THRESHOLD), writer, state,
+             hooks)
 
 
 # --- reading back ---------------------------------------------------------------------------------------

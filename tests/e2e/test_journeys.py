@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import re
 from pathlib import Path
 
@@ -17,8 +18,8 @@ MERCHANT_ADMIN = "admin@technomir.example"
 MERCHANT_STAFF = "staff@technomir.example"
 OPERATOR = "operator@marketplace.example"
 CYRILLIC = re.compile(r"[А-Яа-яЁё]")
-OPERATOR_NAV = ["Home", "Merchants", "Products", "Uploads", "Categories", "Requests", "Weak spots", "Taxonomy", "Users",
-                "API tokens", "Audit log"]
+OPERATOR_NAV = ["Home", "Merchants", "Products", "Uploads", "Categories", "Requests", "Weak spots", "Taxonomy",
+                "PIM export", "Users", "API tokens", "Audit log"]
 
 
 def sign_in(page: Page, email: str, password: str = DEMO_PASSWORD) -> None:
@@ -132,6 +133,33 @@ def test_operator_exports_the_audit_log_as_csv_with_live_progress(page: Page) ->
     content = Path(download.path()).read_text(encoding="utf-8")
     first_line = content.removeprefix("\ufeff").splitlines()[0]
     assert first_line.startswith("id,at,action")
+
+
+def test_operator_exports_to_the_pim_and_downloads_the_manifest(page: Page) -> None:
+    sign_in(page, OPERATOR)
+    signed_in_as(page, OPERATOR)
+    page.locator("a.nav-link", has_text="PIM export").click()
+    expect(page).to_have_url(re.compile(r"/pim/runs$"))
+    ready = int(page.locator("#ready-count").inner_text())
+    assert ready > 0, "the demo marketplace has ready products"
+
+    page.locator("#start-full").click()
+    expect(page.locator(".alert-success")).to_contain_text("export has started")
+    for _ in range(60):  # the run is a background job: look again until it is listed as done
+        if page.locator("#runs .badge", has_text="succeeded").count():
+            break
+        page.wait_for_timeout(500)
+        page.reload()
+    row = page.locator("#runs tbody tr").first
+    expect(row).to_contain_text("succeeded")
+    expect(row).to_contain_text(str(ready))
+
+    row.locator("a").first.click()
+    expect(page.locator("#run-files")).to_contain_text("part-00000.jsonl.gz")
+    with page.expect_download() as download_info:
+        page.locator("#download-manifest").click()
+    manifest = json.loads(Path(download_info.value.path()).read_text(encoding="utf-8"))
+    assert manifest["kind"] == "full" and manifest["records"] == ready
 
 
 def test_merchant_staff_sees_no_admin_links_and_gets_the_friendly_403_page(page: Page) -> None:

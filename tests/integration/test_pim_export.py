@@ -150,6 +150,23 @@ def test_delta_carries_what_changed_and_tombstones_what_left(export_dir, app, fa
     assert_pim_matches_portal(app, pim_reader.DirectorySource(export_dir))
 
 
+def test_worker_processes_build_the_same_export_as_threads(export_dir, app, factory, monkeypatch):
+    """Large runs build records in worker processes; here every run does, and the PIM sees the same catalog."""
+    monkeypatch.setattr(services, "PROCESS_THRESHOLD", 0)
+    shop = ready_shop(app, factory, "procs", 12)
+    full = run(app, "full", batch=5)
+    assert (full.status, full.records) == ("succeeded", 12), full.error
+    assert_pim_matches_portal(app, pim_reader.DirectorySource(export_dir))
+    with app.app_context():
+        db = get_session()
+        product = db.scalar(select(Product).where(Product.sku == "PROCS-00004"))
+        catalog.update_offer(db, product, principal=Principal(role="merchant_admin", merchant_id=shop.id), stock=77)
+    delta = run(app, "delta", batch=5)
+    assert (delta.status, delta.records) == ("succeeded", 1), delta.error
+    assert pim_reader.rebuild(pim_reader.DirectorySource(export_dir))[(shop.id, "PROCS-00004")]["available"] == 77
+    assert_pim_matches_portal(app, pim_reader.DirectorySource(export_dir))
+
+
 def test_deactivated_merchant_is_tombstoned_and_mapping_changes_reach_the_pim(export_dir, app, factory):
     one = ready_shop(app, factory, "one", 3)
     two = ready_shop(app, factory, "two", 2, extra=[["TWO-X", "Футболка", "5", "1", "Футболки", "", "Белый", "m", ""]])
