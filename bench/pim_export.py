@@ -5,8 +5,8 @@
 
 Writes N ready products (COPY on PostgreSQL) across merchants and marketplace categories, with Russian
 attribute names, images and descriptions; starts moto's S3 server in its own process; runs
-``portal pim export --full`` in a child process and reports its wall time and peak memory (the child's
-own max RSS, from wait4); then changes M products (stock, price, a tenth of them no longer ready) and
+``portal pim export --full`` in a child process and reports its wall time, the run's own time and peak
+memory (the export process, and it with its worker processes, sampled from /proc); then changes M products (stock, price, a tenth of them no longer ready) and
 times ``portal pim export --delta`` the same way. The database is wiped (its public schema is recreated).
 """
 from __future__ import annotations
@@ -21,6 +21,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from datetime import datetime
 from pathlib import Path
@@ -51,11 +52,16 @@ def main() -> None:
     parser.add_argument("--products", type=int, default=100_000)
     parser.add_argument("--merchants", type=int, default=50)
     parser.add_argument("--changes", type=int, default=10_000)
+    parser.add_argument("--reuse", action="store_true",
+                        help="Keep the products a previous run of this script wrote (same --products), skip writing them.")
     args = parser.parse_args()
     url = os.environ.get("PORTAL_BENCH_DATABASE_URL")
     with tempfile.TemporaryDirectory(prefix="portal-bench-") as folder:
         url = url or f"sqlite:///{folder}/bench.sqlite3"
-        if url.startswith("postgresql"):
+        if args.reuse:
+            print(f"machine: {platform.machine()}, {os.cpu_count()} cores, python {platform.python_version()}; "
+                  "reusing the products already written", flush=True)
+        elif url.startswith("postgresql"):
             engine = create_engine(url)
             with engine.begin() as conn:
                 conn.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
@@ -63,16 +69,20 @@ def main() -> None:
             engine.dispose()
         app = create_app({"DATABASE_URL": url, "SECRET_KEY": "bench", "STORAGE_URL": Path(folder).as_uri()})
         with app.app_context():
-            upgrade(app)
             db = get_session()
-            services.import_taxonomy(db, services.DEFAULT_TAXONOMY.read_text(encoding="utf-8"))
-            services.load_requirements(db, services.DEMO_REQUIREMENTS.read_text(encoding="utf-8"))
-            db.commit()
-            started = time.perf_counter()
-            _products(db, args.products, args.merchants)
-            print(f"machine: {platform.machine()}, {os.cpu_count()} cores, python {platform.python_version()}, "
-                  f"database {db.get_bind().dialect.name}; {args.products:,} ready products of {args.merchants} "
-                  f"merchants written in {time.perf_counter() - started:.1f} s", flush=True)
+            if args.reuse:  # the previous runs' history would make the first export a delta
+                db.execute(text("DELETE FROM pim_export_runs"))
+                db.commit()
+            else:
+                upgrade(app)
+                services.import_taxonomy(db, services.DEFAULT_TAXONOMY.read_text(encoding="utf-8"))
+                services.load_requirements(db, services.DEMO_REQUIREMENTS.read_text(encoding="utf-8"))
+                db.commit()
+                started = time.perf_counter()
+                _products(db, args.products, args.merchants)
+                print(f"machine: {platform.machine()}, {os.cpu_count()} cores, python {platform.python_version()}, "
+                      f"database {db.get_bind().dialect.name}; {args.products:,} ready products of {args.merchants} "
+                      f"merchants written in {time.perf_counter() - started:.1f} s", flush=True)
         app.extensions["portal.db"].dispose()
 
         port = _free_port()
@@ -90,12 +100,13 @@ def main() -> None:
             full = _export(env, "--full")
             print(f"full export: {full['records']:,} records in {full['files']} files, {full['bytes'] / 2**20:,.0f} MiB "
                   f"gzip'd; {full['wall']:.1f} s wall (run itself {full['run']:.1f} s), "
-                  f"{full['records'] / full['run']:,.0f} records/s, peak RSS {full['rss']:,.0f} MB", flush=True)
+                  f"{full['records'] / full['run']:,.0f} records/s, peak RSS {full['rss']:,.0f} MB "
+                  f"({full['tree_rss']:,.0f} MB with its worker processes)", flush=True)
             _change(url, args.changes)
             delta = _export(env, "--delta")
             print(f"delta after {args.changes:,} changes: {delta['records']:,} records, {delta['tombstones']:,} "
                   f"tombstones; {delta['wall']:.1f} s wall (run itself {delta['run']:.1f} s), "
-                  f"peak RSS {delta['rss']:,.0f} MB", flush=True)
+                  f"peak RSS {delta['rss']:,.0f} MB ({delta['tree_rss']:,.0f} MB with workers)", flush=True)
             client.close()
         finally:
             moto.terminate()
@@ -160,30 +171,63 @@ def _change(url: str, changes: int) -> None:
     engine.dispose()
 
 
-# Runs the command and prints its peak RSS (KiB) last on stderr. The detour matters: a child forked straight from
-# this big process would report this process's size, since Linux counts the memory a child had before exec.
-MEASURE = ("import resource, subprocess, sys; code = subprocess.call(sys.argv[1:]); "
-           "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr); sys.exit(code)")
-
-
 def _export(env: dict[str, str], kind: str) -> dict[str, Any]:
-    """Run the CLI in a child process; its own peak RSS and wall time, its run time from the runs table."""
-    command = [sys.executable, "-c", MEASURE, sys.executable, "-c", "from portal.cli import main; main()",
-               "pim", "export", kind, "--json"]
+    """Run the CLI in a child process: wall time, the run's own time (runs table), and peak memory — of the
+    export process alone and of it with its worker processes together, sampled from /proc every 50 ms."""
+    command = [sys.executable, "-c", "from portal.cli import main; main()", "pim", "export", kind, "--json"]
     started = time.perf_counter()
-    done = subprocess.run(command, env=env, capture_output=True, cwd=ROOT)
+    child = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT)
+    peaks = {"own": 0, "tree": 0}
+    stop = threading.Event()
+
+    def sample() -> None:
+        while not stop.is_set():
+            sizes = _tree_rss(child.pid)
+            if sizes:
+                peaks["own"] = max(peaks["own"], sizes.get(child.pid, 0))
+                peaks["tree"] = max(peaks["tree"], sum(sizes.values()))
+            stop.wait(0.05)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    out, err = child.communicate()
+    stop.set()
+    sampler.join()
     wall = time.perf_counter() - started
-    if done.returncode != 0:
-        raise SystemExit(f"export {kind} failed:\n{done.stdout.decode()}\n{done.stderr.decode()[-3000:]}")
-    result = json.loads(done.stdout)
-    peak_kib = int(done.stderr.decode().strip().splitlines()[-1])
+    if child.returncode != 0:
+        raise SystemExit(f"export {kind} failed:\n{out.decode()}\n{err.decode()[-3000:]}")
+    result = json.loads(out)
     engine = create_engine(env["PORTAL_DATABASE_URL"])
     with engine.connect() as conn:
         finished, begun, size = conn.execute(text(
             "SELECT finished_at, started_at, bytes FROM pim_export_runs WHERE run_id = :r"), {"r": result["run_id"]}).one()
     engine.dispose()
     return {**result, "wall": wall, "run": (_parse(finished) - _parse(begun)).total_seconds(), "bytes": size,
-            "rss": peak_kib / 1024}
+            "rss": peaks["own"] / 1024, "tree_rss": peaks["tree"] / 1024}
+
+
+def _tree_rss(root: int) -> dict[int, int]:
+    """Resident KiB of ``root`` and its descendants, read from /proc."""
+    parents: dict[int, int] = {}
+    sizes: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/status") as status:
+                fields = dict(line.split(":", 1) for line in status if ":" in line)
+        except OSError:
+            continue
+        parents[int(entry)] = int(fields.get("PPid", "0").strip())
+        sizes[int(entry)] = int(fields.get("VmRSS", "0 kB").split()[0]) if "VmRSS" in fields else 0
+    tree, frontier = {root}, [root]
+    while frontier:
+        current = frontier.pop()
+        for pid, parent in parents.items():
+            if parent == current and pid not in tree:
+                tree.add(pid)
+                frontier.append(pid)
+    return {pid: sizes.get(pid, 0) for pid in tree if pid in sizes}
 
 
 def _parse(value: Any) -> datetime:

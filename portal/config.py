@@ -69,8 +69,9 @@ def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         "STORAGE_URL": _env("PORTAL_STORAGE_URL", (INSTANCE_DIR / "storage").as_uri()),
         "PIM_EXPORT_URL": _env("PORTAL_PIM_EXPORT_URL", (INSTANCE_DIR / "pim-export").as_uri()),
         "S3_ENDPOINT_URL": _env("PORTAL_S3_ENDPOINT_URL"),
-        # Processes that build a large PIM export's records (0: threads of the exporting process only).
-        "PIM_EXPORT_WORKERS": _int_env("PORTAL_PIM_EXPORT_WORKERS", max(2, min(4, os.cpu_count() or 1))),
+        # Processes that build a large PIM export's records beside the exporting process's own thread
+        # (0: that thread alone). One per core but one, 1 to 3.
+        "PIM_EXPORT_WORKERS": _int_env("PORTAL_PIM_EXPORT_WORKERS", max(1, min(3, (os.cpu_count() or 2) - 1))),
         "BROKER_URL": broker_url,
         "JOB_THREADS": _int_env("PORTAL_JOB_THREADS", 2),
         "RATELIMIT_STORAGE_URI": _env("PORTAL_RATELIMIT_STORAGE_URL", broker_url or "memory://"),

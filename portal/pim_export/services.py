@@ -1,5 +1,6 @@
-"""The export run: read ready products in keyset batches, write gzip'd JSON Lines parts as they fill, then
-``manifest.json``, then ``products/LATEST.json`` — so a PIM following ``LATEST.json`` always finds a whole run.
+"""The export run: read ready products in batches by primary key, write gzip'd JSON Lines parts as they fill,
+then ``manifest.json``, then ``products/LATEST.json`` — so a PIM following ``LATEST.json`` always finds a
+whole run.
 
 What the PIM was told about each product is kept in ``pim_export_state`` and changed only by a run that
 succeeded, in the transaction that records its success; ``LATEST.json`` is written before that commit.
@@ -471,8 +472,7 @@ def _run(db: Session, run: ExportRun, storage: Storage, workdir: Path, part_reco
          batch: int, hooks: Hooks, written: list[str]) -> None:
     # Read LATEST.json first: an unreachable store or a missing bucket stops the run before any work.
     latest = _read_latest(storage)
-    previous = db.scalar(select(ExportRun).where(ExportRun.status == "succeeded")
-                         .order_by(ExportRun.finished_at.desc(), ExportRun.id.desc()).limit(1))
+    previous = latest_successful(db)
     if run.kind == "delta":
         if previous is None:
             run.kind, run.reason = "full", gettext("No earlier export succeeded: a delta has nothing to follow.")
@@ -632,32 +632,40 @@ def _build(job: _Job) -> _Done:
 
 
 def _run_jobs(db: Session, context: records.Context, jobs: list[_Job], *, processes: bool) -> Iterator[_Done]:
-    """Yield each job's result in order, a few jobs running ahead: in two threads of this process (one reads
-    while the other builds), or in worker processes that build on every core."""
+    """Yield each job's result in order, a few jobs running ahead.
+
+    Small runs: two threads of this process (one reads while the other builds). Large runs: a thread of this
+    process takes every (workers + 1)-th job and worker processes the others, so every core builds.
+    """
+    _Worker.context, _Worker.bind = context, db.get_bind()
+    local = ThreadPoolExecutor(2 if not processes else 1, thread_name_prefix="pim-build")
     workers = current_app.config.get("PIM_EXPORT_WORKERS", 0) if processes else 0
+    remote: Any = None
     if workers > 0 and not multiprocessing.current_process().daemon:  # Celery's prefork workers may not fork
         url = db.get_bind().url.render_as_string(hide_password=False)
         # "spawn": a fresh interpreter, nothing inherited from a threaded web or job process.
-        executor: Any = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
-                                            initializer=_init_process, initargs=(url, context))
-        ahead = workers + 1
-    else:
-        _Worker.context, _Worker.bind = context, db.get_bind()
-        executor, ahead = ThreadPoolExecutor(2, thread_name_prefix="pim-read"), 3
+        remote = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                                     initializer=_init_process, initargs=(url, context))
+    cycle = workers + 1 if remote is not None else 1
     pending: collections.deque[Future[_Done]] = collections.deque()
-    queued = iter(jobs)
-    try:
-        for job in itertools.islice(queued, ahead):
+    numbered = enumerate(jobs)
+
+    def submit(count: int) -> None:
+        for number, job in itertools.islice(numbered, count):
+            executor = local if number % cycle == 0 else remote
             pending.append(executor.submit(_build, job))
+
+    try:
+        submit(cycle + 1)
         while pending:
             done = pending.popleft().result()
-            for job in itertools.islice(queued, 1):
-                pending.append(executor.submit(_build, job))
+            submit(1)
             yield done
     finally:
-        executor.shutdown(wait=True, cancel_futures=True)
-        if isinstance(executor, ThreadPoolExecutor):
-            _Worker.close_all()
+        for executor in (local, remote):
+            if executor is not None:
+                executor.shutdown(wait=True, cancel_futures=True)
+        _Worker.close_all()
 
 
 def _among(column: Any, ids: list[int], connection: Connection) -> Any:
