@@ -50,7 +50,7 @@ def live_server(app: Flask) -> Iterator[str]:
 
     with app.app_context():
         db = get_session()
-        seed_demo(db, merchants=2)
+        seed_demo(db, merchants=3)  # the third one has ready products for the PIM export
         db.commit()
 
     server = make_server("127.0.0.1", 0, app, threaded=True)
