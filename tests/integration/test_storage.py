@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import hashlib
-import os
 import random
 import socket
 import uuid
@@ -12,7 +11,6 @@ from typing import Any
 
 import boto3
 import pytest
-from moto.server import ThreadedMotoServer
 
 from portal.storage import (
     FileStorage,
@@ -22,6 +20,7 @@ from portal.storage import (
     StorageKeyNotFound,
     open_storage,
 )
+from tests.support.s3 import moto_server
 
 MiB = 1024 * 1024
 BUCKET = "portal-storage-tests"
@@ -73,27 +72,11 @@ def closed_port() -> int:
 
 @pytest.fixture(scope="module")
 def s3_endpoint() -> Iterator[str]:
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("AWS_ACCESS_KEY_ID", "testing")
-        mp.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-        mp.setenv("AWS_DEFAULT_REGION", "us-east-1")
-        # Keep a developer's real AWS profile, token or endpoint override out of the tests.
-        mp.setenv("AWS_CONFIG_FILE", os.devnull)
-        mp.setenv("AWS_SHARED_CREDENTIALS_FILE", os.devnull)
-        for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3"):
-            mp.delenv(name, raising=False)
-        # Port 0 lets the OS choose a free port; the server reports the bound one.
-        server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-        server.start()
-        try:
-            host, port = server.get_host_and_port()
-            endpoint = f"http://{host}:{port}"
-            admin = boto3.client("s3", endpoint_url=endpoint)
-            admin.create_bucket(Bucket=BUCKET)
-            admin.close()
-            yield endpoint
-        finally:
-            server.stop()
+    with moto_server() as endpoint:
+        admin = boto3.client("s3", endpoint_url=endpoint)
+        admin.create_bucket(Bucket=BUCKET)
+        admin.close()
+        yield endpoint
 
 
 @pytest.fixture
