@@ -25,14 +25,15 @@ def make_celery(app: Flask) -> Celery:
         beat_schedule=BEAT_SCHEDULE,
     )
 
-    @celery.task(name="portal.run_job")
+    # shared=False: each app keeps its own tasks (tests build several apps in one process).
+    @celery.task(name="portal.run_job", shared=False)
     def run_job_task(job_id: str) -> None:
         from portal.jobs.services import run_job
 
         with app.app_context():
             run_job(job_id)
 
-    @celery.task(name="portal.pim_export")
+    @celery.task(name="portal.pim_export", shared=False)
     def pim_export_task(kind: str) -> None:
         """Beat's entry: record a ``pim.export`` job and run it here, so it shows on the jobs and runs pages."""
         from portal.db import get_database

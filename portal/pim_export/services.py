@@ -12,6 +12,7 @@ delta carries it again.
 from __future__ import annotations
 
 import collections
+import contextlib
 import csv
 import gzip
 import hashlib
@@ -26,7 +27,8 @@ import secrets
 import socket
 import tempfile
 import threading
-from collections.abc import Callable, Iterator
+from array import array
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -96,26 +98,66 @@ def exportable() -> Any:
 
 
 def _release_stale(db: Session) -> None:
-    """Mark failed the running runs whose process is gone (same host, pid not alive) or silent for too long."""
+    """Mark failed the running runs that gave no sign of life for STALE_AFTER: their process is gone.
+
+    Only the heartbeat counts: a pid says nothing across hosts or containers. Should such a run still be
+    alive after all, it finds its lock lost at its next heartbeat or when it would publish, and stops.
+    """
     now = utcnow()
-    for run in db.scalars(select(ExportRun).where(ExportRun.status == "running")):
-        dead = run.host == socket.gethostname() and run.pid and run.pid != os.getpid() and not _alive(run.pid)
-        if dead or run.heartbeat_at < now - STALE_AFTER:
-            run.status, run.finished_at = "failed", now
-            run.error = (f"The run's process (pid {run.pid} on {run.host}) stopped without finishing; "
-                         "LATEST.json was left as it was.")
-            log.warning("pim export %s abandoned by its process; marked failed", run.run_id)
+    for run_id, host, pid in db.execute(select(ExportRun.run_id, ExportRun.host, ExportRun.pid).where(
+            ExportRun.status == "running", ExportRun.heartbeat_at < now - STALE_AFTER)).tuples().all():
+        db.execute(update(ExportRun).where(ExportRun.run_id == run_id, ExportRun.status == "running",
+                                           ExportRun.heartbeat_at < now - STALE_AFTER).values(
+            status="failed", finished_at=now,
+            error=f"The run's process (pid {pid} on {host}) gave no sign of life for {STALE_AFTER.seconds // 60} "
+                  "minutes; LATEST.json was left as it was."))
+        log.warning("pim export %s abandoned by its process; marked failed", run_id)
     db.commit()
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+class LockLost(ExportFailed):
+    """Another run found this one silent and took over; this one must not publish."""
+
+
+class _Heartbeat:
+    """Keeps the run's lock alive from a thread of its own, whatever the run is busy with, and notices when
+    another run has taken the lock over (the run then stops at its next batch, and never publishes)."""
+
+    INTERVAL = 30.0
+
+    def __init__(self, bind: Any, run_key: int) -> None:
+        self.bind, self.run_key = bind, run_key
+        self.lost = False
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, name="pim-heartbeat", daemon=True)
+
+    def __enter__(self) -> _Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _beat(self) -> None:
+        while not self._stop.wait(self.INTERVAL):
+            try:
+                self.beat()
+            except Exception:  # noqa: BLE001 - a database hiccup; the next beat tries again
+                log.warning("pim export heartbeat failed", exc_info=True)
+
+    def beat(self) -> None:
+        with Session(self.bind) as session:
+            changed = session.execute(update(ExportRun).where(
+                ExportRun.id == self.run_key, ExportRun.status == "running").values(heartbeat_at=utcnow())).rowcount
+            session.commit()
+        if changed == 0:
+            self.lost = True
+
+    def check(self) -> None:
+        if self.lost:
+            raise LockLost(gettext("This run was silent for too long and another run took the lock over; it "
+                                   "stopped without publishing."))
 
 
 def _start(db: Session, kind: str, trigger: str, user_id: int | None) -> ExportRun:
@@ -212,6 +254,13 @@ class PartWriter:
                 self._queue.put(("open", self._current))
             chunk = lines[start:start + min(1000, self.max_records - self._lines)]
             data = b"\n".join(chunk) + b"\n"
+            while len(chunk) > 1 and self._bytes + len(data) > self.max_bytes:  # fill the part up to its bound
+                chunk = chunk[:len(chunk) // 2]
+                data = b"\n".join(chunk) + b"\n"
+            if self._lines and self._bytes + len(data) > self.max_bytes:  # not even one more line fits
+                self._queue.put(("seal", self._current))
+                self._current = None
+                continue
             self._queue.put(("data", data))
             start += len(chunk)
             if tombstones:
@@ -246,7 +295,10 @@ class PartWriter:
 
     def _raise(self) -> None:
         if self._error is not None:
-            raise self._error
+            # A new exception: the stored one must not gather this thread's frames (which hold the writer).
+            error = self._error
+            message = str(error) if isinstance(error, StorageError) else f"{type(error).__name__}: {error}"
+            raise StorageError(message) from error
 
     # compressor thread
     def _compress(self) -> None:
@@ -431,6 +483,7 @@ def run_export(db: Session, kind: str, *, trigger: str = "cli", user_id: int | N
         storage = storage or export_storage()
         with tempfile.TemporaryDirectory(prefix="portal-pim-") as workdir:
             _run(db, run, storage, Path(workdir), part_records, part_bytes, batch, hooks or Hooks(), written)
+        db.refresh(run)  # its success was written by a guarded UPDATE, not through the object
     except Exception as exc:
         log.exception("pim export %s failed", run_name)
         db.rollback()
@@ -491,41 +544,50 @@ def _run(db: Session, run: ExportRun, storage: Storage, workdir: Path, part_reco
     prefix = f"products/{run.kind}/{run.started_at:%Y-%m-%d}/{run.run_id}"
     state = _StateFile(workdir / "state.csv", full=full)
     writer = PartWriter(storage, prefix, workdir, part_records, part_bytes, on_part=lambda part: written.append(part.key))
-    try:
-        if full:
-            _export_all(db, run, context, writer, state, hooks, batch)
-        else:
-            assert previous is not None
-            _export_changes(db, run, context, previous, writer, state, hooks, batch)
-        parts = writer.finish()
-    finally:
-        writer.close()
-        state.close()
+    with _Heartbeat(db.get_bind(), run.id) as heartbeat:
+        try:
+            if full:
+                _export_all(db, context, writer, state, hooks, batch, heartbeat)
+            else:
+                assert previous is not None
+                _export_changes(db, context, previous, writer, state, hooks, batch, heartbeat)
+            parts = writer.finish()
+        finally:
+            writer.close()
+            state.close()
 
-    if hooks.before_manifest is not None:
-        hooks.before_manifest()
-    manifest_key = f"{prefix}/manifest.json"
-    generated_at = utcnow()
-    manifest = {
-        "schema": records.SCHEMA,
-        "schema_version": records.SCHEMA_VERSION,
-        "run_id": run.run_id,
-        "kind": run.kind,
-        "generated_at": records.iso(generated_at),
-        "since": records.iso(run.since) if run.since else None,
-        "previous": ({"run_id": previous.run_id, "manifest": previous.manifest_key} if not full and previous else None),
-        "records": sum(part.records for part in parts),
-        "tombstones": sum(part.tombstones for part in parts),
-        "files": [part.as_dict() for part in parts],
-    }
-    written.append(manifest_key)
-    storage.put(manifest_key, json.dumps(manifest, indent=2).encode(), content_type="application/json")
+        if hooks.before_manifest is not None:
+            hooks.before_manifest()
+        heartbeat.check()
+        manifest_key = f"{prefix}/manifest.json"
+        manifest = {
+            "schema": records.SCHEMA,
+            "schema_version": records.SCHEMA_VERSION,
+            "run_id": run.run_id,
+            "kind": run.kind,
+            "generated_at": records.iso(utcnow()),
+            "since": records.iso(run.since) if run.since else None,
+            "previous": {"run_id": previous.run_id, "manifest": previous.manifest_key} if not full and previous else None,
+            "records": sum(part.records for part in parts),
+            "tombstones": sum(part.tombstones for part in parts),
+            "files": [part.as_dict() for part in parts],
+        }
+        written.append(manifest_key)
+        storage.put(manifest_key, json.dumps(manifest, indent=2).encode(), content_type="application/json")
+        heartbeat.check()
 
+    # Publishing: the state and the run's success in one transaction, LATEST.json written just before its commit.
     _apply_state(db, state)
-    run.status, run.finished_at, run.heartbeat_at = "succeeded", utcnow(), utcnow()
-    run.records, run.tombstones = manifest["records"], manifest["tombstones"]
-    run.files, run.bytes, run.manifest_key = len(parts), sum(part.bytes for part in parts), manifest_key
-    db.flush()
+    now = utcnow()
+    # Only while this run still holds the lock (status running): a run another one took over never publishes.
+    # On PostgreSQL the row stays locked until the commit, so no other run can take it over meanwhile.
+    held = db.execute(update(ExportRun).where(ExportRun.id == run.id, ExportRun.status == "running").values(
+        status="succeeded", finished_at=now, heartbeat_at=now, records=manifest["records"],
+        tombstones=manifest["tombstones"], files=len(parts), bytes=sum(part.bytes for part in parts),
+        manifest_key=manifest_key)).rowcount
+    if held != 1:
+        raise LockLost(gettext("This run was silent for too long and another run took the lock over; it "
+                               "stopped without publishing."))
     latest_doc = {"kind": run.kind, "run_id": run.run_id, "manifest": manifest_key,
                   "generated_at": manifest["generated_at"]}
     # Should this write fail after all (an answer lost on the way back), LATEST.json may name this run: its
@@ -534,11 +596,6 @@ def _run(db: Session, run: ExportRun, storage: Storage, workdir: Path, part_reco
     storage.put(LATEST_KEY, json.dumps(latest_doc, indent=2).encode(), content_type="application/json")
     # From here the PIM may read the new run. Should this commit fail, the next run finds LATEST.json naming a
     # run the database does not count as successful, and exports in full.
-    db.commit()
-
-
-def _heartbeat(db: Session, run: ExportRun) -> None:
-    db.execute(update(ExportRun).where(ExportRun.id == run.id).values(heartbeat_at=utcnow()))
     db.commit()
 
 
@@ -573,71 +630,75 @@ class _Done:
     count: int
 
 
-class _Worker:
-    """What a worker (a thread or a process) builds with: the run's context and a connection of its own."""
+class _Builder:
+    """Builds batches with one run's context on connections of its own: one per thread of this process, or
+    one in each worker process (made there by _init_process)."""
 
-    context: records.Context | None = None
-    bind: Any = None
-    local = threading.local()
-    opened: list[Connection] = []
-    lock = threading.Lock()
+    def __init__(self, context: records.Context, bind: Any) -> None:
+        self.context, self.bind = context, bind
+        self._local = threading.local()
+        self._opened: list[Connection] = []
+        self._lock = threading.Lock()
 
-    @classmethod
-    def connection(cls) -> Connection:
-        connection = getattr(cls.local, "connection", None)
+    def _connection(self) -> Connection:
+        connection = getattr(self._local, "connection", None)
         if connection is None:
-            connection = cls.local.connection = cls.bind.connect()
-            with cls.lock:
-                cls.opened.append(connection)
+            connection = self._local.connection = self.bind.connect()
+            with self._lock:
+                self._opened.append(connection)
         return connection
 
-    @classmethod
-    def close_all(cls) -> None:
-        with cls.lock:
-            for connection in cls.opened:
-                connection.close()
-            cls.opened.clear()
-        cls.local = threading.local()
+    def close(self) -> None:
+        with self._lock:
+            opened, self._opened = self._opened, []
+        for connection in opened:
+            connection.close()
+
+    def build(self, job: _Job) -> _Done:
+        """Read a batch and build its records and state lines."""
+        connection = self._connection()
+        try:
+            chosen = (and_(Product.id >= job.low, Product.id < job.high) if job.full
+                      else _among(Product.id, list(job.ids), connection))
+            rows = connection.execute(select(*_columns()).join(Merchant, Merchant.id == Product.merchant_id)
+                                      .where(exportable(), chosen).order_by(Product.id)).all()
+            known: dict[int, str] = {}
+            if not job.full:
+                known = dict(connection.execute(select(ExportedProduct.product_id, ExportedProduct.content_hash).where(
+                    _among(ExportedProduct.product_id, list(job.ids), connection))).tuples().all())
+        finally:
+            connection.rollback()  # no snapshot held between batches
+        context, build = self.context, records.build
+        lines: list[bytes] = []
+        hashes: list[str] = []
+        for row in rows:
+            line, content_hash = build(row, context)
+            hashes.append(content_hash)
+            if known.get(row[0]) != content_hash:
+                lines.append(line)
+        return _Done(lines, state_lines(rows, hashes, full=job.full), len(rows))
+
+
+_process_builder: list[_Builder] = []  # in a worker process: the builder _init_process made
 
 
 def _init_process(url: str, context: records.Context) -> None:
     from portal.db import make_engine
 
-    _Worker.context, _Worker.bind = context, make_engine(url)
+    _process_builder[:] = [_Builder(context, make_engine(url))]
 
 
-def _build(job: _Job) -> _Done:
-    """Read a batch on this worker's connection and build its records and state lines."""
-    connection = _Worker.connection()
-    try:
-        chosen = (and_(Product.id >= job.low, Product.id < job.high) if job.full
-                  else _among(Product.id, list(job.ids), connection))
-        rows = connection.execute(select(*_columns()).join(Merchant, Merchant.id == Product.merchant_id)
-                                  .where(exportable(), chosen).order_by(Product.id)).all()
-        known: dict[int, str] = {}
-        if not job.full:
-            known = dict(connection.execute(select(ExportedProduct.product_id, ExportedProduct.content_hash).where(
-                _among(ExportedProduct.product_id, list(job.ids), connection))).tuples().all())
-    finally:
-        connection.rollback()  # no snapshot held between batches
-    context, build = _Worker.context, records.build
-    lines: list[bytes] = []
-    hashes: list[str] = []
-    for row in rows:
-        line, content_hash = build(row, context)
-        hashes.append(content_hash)
-        if known.get(row[0]) != content_hash:
-            lines.append(line)
-    return _Done(lines, state_lines(rows, hashes, full=job.full), len(rows))
+def _build_in_process(job: _Job) -> _Done:
+    return _process_builder[0].build(job)
 
 
-def _run_jobs(db: Session, context: records.Context, jobs: list[_Job], *, processes: bool) -> Iterator[_Done]:
+def _run_jobs(db: Session, context: records.Context, jobs: Iterable[_Job], *, processes: bool) -> Iterator[_Done]:
     """Yield each job's result in order, a few jobs running ahead.
 
     Small runs: two threads of this process (one reads while the other builds). Large runs: a thread of this
     process takes every (workers + 1)-th job and worker processes the others, so every core builds.
     """
-    _Worker.context, _Worker.bind = context, db.get_bind()
+    builder = _Builder(context, db.get_bind())
     local = ThreadPoolExecutor(2 if not processes else 1, thread_name_prefix="pim-build")
     workers = current_app.config.get("PIM_EXPORT_WORKERS", 0) if processes else 0
     remote: Any = None
@@ -652,8 +713,10 @@ def _run_jobs(db: Session, context: records.Context, jobs: list[_Job], *, proces
 
     def submit(count: int) -> None:
         for number, job in itertools.islice(numbered, count):
-            executor = local if number % cycle == 0 else remote
-            pending.append(executor.submit(_build, job))
+            if number % cycle == 0:
+                pending.append(local.submit(builder.build, job))
+            else:
+                pending.append(remote.submit(_build_in_process, job))
 
     try:
         submit(cycle + 1)
@@ -665,7 +728,7 @@ def _run_jobs(db: Session, context: records.Context, jobs: list[_Job], *, proces
         for executor in (local, remote):
             if executor is not None:
                 executor.shutdown(wait=True, cancel_futures=True)
-        _Worker.close_all()
+        builder.close()
 
 
 def _among(column: Any, ids: list[int], connection: Connection) -> Any:
@@ -675,33 +738,37 @@ def _among(column: Any, ids: list[int], connection: Connection) -> Any:
     return column.in_(ids)
 
 
-def _consume(db: Session, run: ExportRun, results: Iterator[_Done], writer: PartWriter, state: _StateFile,
-             hooks: Hooks) -> None:
-    for number, done in enumerate(results, 1):
-        writer.write(done.lines)
-        state.add_text(done.state, done.count)
-        _heartbeat(db, run)
-        if hooks.after_batch is not None:
-            hooks.after_batch(number)
+def _consume(results: Iterator[_Done], writer: PartWriter, state: _StateFile, hooks: Hooks,
+             heartbeat: _Heartbeat) -> None:
+    # closing(): the workers stop and their connections close now, also when writing fails.
+    with contextlib.closing(results):
+        for number, done in enumerate(results, 1):
+            heartbeat.check()
+            writer.write(done.lines)
+            state.add_text(done.state, done.count)
+            if hooks.after_batch is not None:
+                hooks.after_batch(number)
 
 
-def _export_all(db: Session, run: ExportRun, context: records.Context, writer: PartWriter, state: _StateFile,
-                hooks: Hooks, batch: int) -> None:
+def _export_all(db: Session, context: records.Context, writer: PartWriter, state: _StateFile, hooks: Hooks,
+                batch: int, heartbeat: _Heartbeat) -> None:
     low, high = db.execute(select(func.min(Product.id), func.max(Product.id))
                            .join(Merchant, Merchant.id == Product.merchant_id).where(exportable())).one()
     db.commit()
     if low is None:
         return
-    jobs = [_Job(True, start, start + batch) for start in range(low, high + 1, batch)]
-    _consume(db, run, _run_jobs(db, context, jobs, processes=high - low >= PROCESS_THRESHOLD), writer, state, hooks)
+    jobs = (_Job(True, start, start + batch) for start in range(low, high + 1, batch))
+    # Ids are dense in practice, so their span stands in for the number of products.
+    _consume(_run_jobs(db, context, jobs, processes=high - low >= PROCESS_THRESHOLD), writer, state, hooks, heartbeat)
 
 
-def _export_changes(db: Session, run: ExportRun, context: records.Context, previous: ExportRun,
-                    writer: PartWriter, state: _StateFile, hooks: Hooks, batch: int) -> None:
+def _export_changes(db: Session, context: records.Context, previous: ExportRun, writer: PartWriter,
+                    state: _StateFile, hooks: Hooks, batch: int, heartbeat: _Heartbeat) -> None:
     """A delta: tombstones first (a deleted product's SKU may be in use again by a new one), then records.
 
-    One pass over products and pim_export_state finds both: what the PIM has that is gone or no longer ready,
-    and ready products it lacks or whose change columns (or context) moved since.
+    One pass over products and pim_export_state finds what the PIM has that is no longer ready, and ready
+    products it lacks or whose change columns (or context) moved since; a second, what it has of deleted
+    products. Both are streamed: tombstones are written as they come, the other ids kept 8 bytes apiece.
     """
     taxonomy_changed, merchants_changed = context.changed_since(previous.context or {})
     wanted = or_(ExportedProduct.product_id.is_(None), vector_differs())
@@ -712,27 +779,39 @@ def _export_changes(db: Session, run: ExportRun, context: records.Context, previ
     if db.get_bind().dialect.name == "postgresql":
         db.execute(text("SET LOCAL work_mem = '256MB'"))  # both sides' hashes in memory, not in 16 batches on disk
     ready = and_(Product.readiness == "ready", Merchant.is_active.is_(True))
-    # Products the PIM lacks, has in another state, or should no longer have; then what it has of deleted ones.
-    found = db.execute(
-        select(Product.id, case((ready, True), else_=False), ExportedProduct.merchant_id, ExportedProduct.sku)
-        .join(Merchant, Merchant.id == Product.merchant_id)
-        .outerjoin(ExportedProduct, ExportedProduct.product_id == Product.id)
-        .where(or_(and_(ready, wanted), and_(ExportedProduct.product_id.is_not(None), ~ready)))).tuples().all()
-    deleted = db.execute(
-        select(ExportedProduct.product_id, ExportedProduct.merchant_id, ExportedProduct.sku)
-        .where(~select(Product.id).where(Product.id == ExportedProduct.product_id).exists())).tuples().all()
-    gone = sorted([(product_id, merchant_id, sku) for product_id, is_ready, merchant_id, sku in found if not is_ready]
-                  + list(deleted))
-    candidates = sorted(product_id for product_id, is_ready, _merchant_id, _sku in found if is_ready)
-    for start in range(0, len(gone), batch):
-        chunk = gone[start:start + batch]
-        writer.write([records.tombstone(merchant_id, sku) for _id, merchant_id, sku in chunk], tombstones=True)
-        state.add_deleted(chunk)
+    found = (select(Product.id, case((ready, True), else_=False), ExportedProduct.merchant_id, ExportedProduct.sku)
+             .join(Merchant, Merchant.id == Product.merchant_id)
+             .outerjoin(ExportedProduct, ExportedProduct.product_id == Product.id)
+             .where(or_(and_(ready, wanted), and_(ExportedProduct.product_id.is_not(None), ~ready)))
+             .order_by(Product.id))
+    deleted = (select(ExportedProduct.product_id, true(), ExportedProduct.merchant_id, ExportedProduct.sku)
+               .where(~select(Product.id).where(Product.id == ExportedProduct.product_id).exists())
+               .order_by(ExportedProduct.product_id))
+    candidates = array("q")
+    gone: list[tuple[int, int, str]] = []
+
+    def bury() -> None:
+        writer.write([records.tombstone(merchant_id, sku) for _id, merchant_id, sku in gone], tombstones=True)
+        state.add_deleted(gone)
+        gone.clear()
+
+    for statement, missing in ((found, False), (deleted, True)):
+        for rows in db.execute(statement.execution_options(yield_per=batch)).tuples().partitions():
+            for product_id, is_ready, merchant_id, sku in rows:
+                if missing or not is_ready:
+                    gone.append((product_id, merchant_id, sku))
+                else:
+                    candidates.append(product_id)
+            if len(gone) >= batch:
+                bury()
+            heartbeat.check()
+    if gone:
+        bury()
     db.commit()  # the reads below run on their own connection; this one holds no snapshot meanwhile
 
-    jobs = [_Job(False, ids=tuple(candidates[start:start + batch])) for start in range(0, len(candidates), batch)]
-    _consume(db, run, _run_jobs(db, context, jobs, processes=len(candidates) >= PROCESS_THRESHOLD), writer, state,
-             hooks)
+    jobs = (_Job(False, ids=tuple(candidates[start:start + batch])) for start in range(0, len(candidates), batch))
+    _consume(_run_jobs(db, context, jobs, processes=len(candidates) >= PROCESS_THRESHOLD), writer, state, hooks,
+             heartbeat)
 
 
 # --- reading back ---------------------------------------------------------------------------------------

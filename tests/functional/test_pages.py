@@ -12,7 +12,8 @@ NAV = {
     "merchant_admin": {"Home", "Products", "Uploads", "Categories", "Attributes", "Requests", "Users", "API tokens", "Audit log"},
     "merchant_staff": {"Home", "Products", "Uploads", "Categories", "Attributes", "Requests"},
     "category_manager": {"Home", "Weak spots", "Merchants", "Products", "Uploads", "Categories", "Requests", "Taxonomy"},
-    "operator_admin": {"Home", "Merchants", "Products", "Uploads", "Categories", "Requests", "Weak spots", "Taxonomy", "Users", "API tokens", "Audit log"},
+    "operator_admin": {"Home", "Merchants", "Products", "Uploads", "Categories", "Requests", "Weak spots", "Taxonomy",
+                       "PIM export", "Users", "API tokens", "Audit log"},
 }
 
 

@@ -5,6 +5,7 @@ would (plain boto3 or the filesystem, the published schemas) and rebuilds the ca
 """
 from __future__ import annotations
 
+import gzip
 import json
 import re
 import threading
@@ -320,7 +321,7 @@ def test_a_process_that_died_mid_run_leaves_its_lock_to_the_next_run(s3, app, ex
     assert result.status == "succeeded"
     with app.app_context():
         dead = get_session().scalar(select(ExportRun).where(ExportRun.run_id == "20261101T020000Z-dead00"))
-        assert dead.status == "failed" and "stopped without finishing" in dead.error
+        assert dead.status == "failed" and "gave no sign of life" in dead.error
 
 
 def test_a_bucket_that_does_not_exist(s3_endpoint, app, factory, make_app, app_config):
@@ -412,3 +413,50 @@ def test_celery_beat_runs_the_nightly_delta_and_the_weekly_full(export_dir, app,
         assert (made.trigger, made.status, made.records) == ("schedule", "succeeded", 2)
         job = db.scalar(select(Job).where(Job.kind == "pim.export"))
         assert job.status == "succeeded" and job.result["run_id"] == made.run_id
+
+
+def test_parts_stay_within_their_size_bound(export_dir, app, factory):
+    ready_shop(app, factory, "sized", 30)
+    result = run(app, "full", part_bytes=2_000)
+    manifest = pim_reader.read_run(pim_reader.DirectorySource(export_dir), result.manifest_key).manifest
+    sizes = []
+    for entry in manifest["files"]:
+        sizes.append(len(gzip.decompress((export_dir / entry["key"]).read_bytes())))
+    assert result.records == 30 and len(sizes) > 1
+    assert max(sizes) <= 2_000
+    assert_pim_matches_portal(app, pim_reader.DirectorySource(export_dir))
+
+
+def test_a_run_whose_lock_was_taken_over_never_publishes(s3, app, exported_once):
+    """A run silent for too long is marked failed by the next one; should it wake up, it must not publish."""
+
+    def taken_over(batch: int) -> None:
+        with app.app_context():
+            db = get_session()
+            db.execute(update(ExportRun).where(ExportRun.status == "running").values(status="failed"))
+            db.commit()
+
+    stalled = run(app, "delta", hooks=services.Hooks(after_batch=taken_over))
+    assert stalled.status == "failed" and "took the lock over" in stalled.error
+    assert_failed_and_untouched(app, s3, stalled, exported_once)
+
+
+def test_the_heartbeat_keeps_the_lock_and_notices_when_it_is_taken_over(app):
+    with app.app_context():
+        db = get_session()
+        held = ExportRun(run_id="20261123T010000Z-beat00", kind="full", requested="full", status="running",
+                         started_at=utcnow() - timedelta(minutes=20), heartbeat_at=utcnow() - timedelta(minutes=20),
+                         host="h", pid=1, context={})
+        db.add(held)
+        db.commit()
+        heartbeat = services._Heartbeat(db.get_bind(), held.id)
+        heartbeat.beat()
+        db.refresh(held)
+        assert not heartbeat.lost and held.heartbeat_at > utcnow() - timedelta(minutes=1)
+        heartbeat.check()
+        held.status = "failed"
+        db.commit()
+        heartbeat.beat()
+        assert heartbeat.lost
+        with pytest.raises(services.LockLost):
+            heartbeat.check()
