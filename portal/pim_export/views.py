@@ -11,6 +11,7 @@ from flask_login import current_user
 from sqlalchemy import select
 
 from portal.accounts.forms import ActionForm
+from portal.audit import record
 from portal.auth import roles_required
 from portal.db import session as db
 from portal.jobs.services import enqueue, job
@@ -18,6 +19,7 @@ from portal.pagination import paginate
 from portal.pim_export import services
 from portal.pim_export.models import RUN_KINDS, ExportRun
 from portal.storage import StorageError, StorageKeyNotFound
+from portal.tenancy import current_principal
 
 bp = Blueprint("pim_export", __name__, url_prefix="/pim", template_folder="templates")
 
@@ -54,7 +56,9 @@ def start():
     if running is not None and running.heartbeat_at >= services.stale_before():
         flash(gettext("Another export is running (%(run)s); wait for it to finish.", run=running.run_id), "danger")
         return redirect(url_for("pim_export.runs"))
-    enqueue("pim.export", {"kind": kind, "trigger": "web"}, user_id=current_user.id)
+    job_record = enqueue("pim.export", {"kind": kind, "trigger": "web"}, user_id=current_user.id)
+    record(db, "pim.export_started", actor=current_principal(), details={"kind": kind, "job": job_record.id})
+    db.commit()
     flash(gettext("The %(kind)s export has started; it appears below.", kind=kind_label(kind)), "success")
     return redirect(url_for("pim_export.runs"))
 

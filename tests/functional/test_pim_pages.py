@@ -42,6 +42,11 @@ def test_operator_starts_exports_and_sees_them_listed_with_the_manifest(export_d
     full, delta = _runs(app)
     assert (full.kind, full.status, full.records, full.trigger, full.created_by_id) == (
         "full", "succeeded", 3, "web", operator.id)
+    with app.app_context():
+        from portal.audit import AuditEvent
+
+        started = get_session().scalars(select(AuditEvent).where(AuditEvent.action == "pim.export_started")).all()
+        assert [event.details["kind"] for event in started] == ["full", "delta"]
     assert (delta.kind, delta.status, delta.records) == ("delta", "succeeded", 0)
     listing = auth.client.get("/pim/runs").get_data(as_text=True)
     assert full.run_id in listing and delta.run_id in listing
