@@ -21,8 +21,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sqlalchemy import create_engine, make_url, text  # noqa: E402
 
+from bench._database import fresh_postgres  # noqa: E402
 from portal import create_app  # noqa: E402
 from portal.catalog import services  # noqa: E402
 from portal.catalog.demo import product_rows  # noqa: E402
@@ -51,16 +51,6 @@ def write_xlsx(path: Path, rows: int) -> None:
             sheet.write_row(0, 0, list(row))
         sheet.write_row(r + 1, 0, list(row.values()))
     book.close()
-
-
-def create_database_if_missing(url: str) -> None:
-    """A fresh machine has no bench database: make it, through the server's maintenance database."""
-    target = make_url(url)
-    admin = create_engine(target.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        if conn.scalar(text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": target.database}) is None:
-            conn.execute(text(f'CREATE DATABASE "{target.database}"'))
-    admin.dispose()
 
 
 def cpu_seconds() -> tuple[float, float | None]:
@@ -93,12 +83,7 @@ def main() -> None:
 def run(args: argparse.Namespace, work: Path) -> None:
     url = os.environ.get("PORTAL_BENCH_DATABASE_URL") or f"sqlite:///{work / 'bench.sqlite3'}"
     if url.startswith("postgresql"):
-        create_database_if_missing(url)
-        engine = create_engine(url)
-        with engine.begin() as conn:
-            conn.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
-            conn.execute(text("CREATE SCHEMA public"))
-        engine.dispose()
+        fresh_postgres(url)
     app = create_app({"DATABASE_URL": url, "SECRET_KEY": "bench", "STORAGE_URL": (work / "storage").as_uri(),
                       "MAX_CONTENT_LENGTH": 4 * 1024 ** 3})
     with app.app_context():

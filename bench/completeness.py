@@ -24,8 +24,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from sqlalchemy import create_engine, text  # noqa: E402
+from sqlalchemy import text  # noqa: E402
 
+from bench._database import fresh_postgres  # noqa: E402
 from portal import create_app  # noqa: E402
 from portal.accounts.services import create_merchant  # noqa: E402
 from portal.category_mapping import requests, services  # noqa: E402
@@ -50,11 +51,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="portal-bench-") as folder:
         url = url or f"sqlite:///{folder}/bench.sqlite3"
         if url.startswith("postgresql"):
-            engine = create_engine(url)
-            with engine.begin() as conn:
-                conn.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
-                conn.execute(text("CREATE SCHEMA public"))
-            engine.dispose()
+            fresh_postgres(url)
         app = create_app({"DATABASE_URL": url, "SECRET_KEY": "bench", "STORAGE_URL": Path(folder).as_uri()})
         with app.app_context():
             upgrade(app)

@@ -33,6 +33,7 @@ sys.path.insert(0, str(ROOT))
 import boto3  # noqa: E402
 from sqlalchemy import create_engine, text  # noqa: E402
 
+from bench._database import fresh_postgres  # noqa: E402
 from portal import create_app  # noqa: E402
 from portal.accounts.services import create_merchant  # noqa: E402
 from portal.category_mapping import services  # noqa: E402
@@ -62,11 +63,7 @@ def main() -> None:
             print(f"machine: {platform.machine()}, {os.cpu_count()} cores, python {platform.python_version()}; "
                   "reusing the products already written", flush=True)
         elif url.startswith("postgresql"):
-            engine = create_engine(url)
-            with engine.begin() as conn:
-                conn.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
-                conn.execute(text("CREATE SCHEMA public"))
-            engine.dispose()
+            fresh_postgres(url)
         app = create_app({"DATABASE_URL": url, "SECRET_KEY": "bench", "STORAGE_URL": Path(folder).as_uri()})
         with app.app_context():
             db = get_session()

@@ -315,7 +315,7 @@ def pim_export(kind: str | None, as_json: bool) -> None:
     human = (f"Export {run.run_id} ({run.kind}): {run.status}; {run.records} records, {run.tombstones} tombstones "
              f"in {run.files} files" + (f"; manifest {run.manifest_key}" if run.manifest_key else ""))
     if run.reason:
-        human += f"\n{run.reason}"
+        human += f"\n{run.reason_text}"
     if run.error:
         human += f"\n{run.error}"
     emit(as_json, result, human)

@@ -4,13 +4,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from flask_babel import gettext
 from sqlalchemy import JSON, ForeignKey, Index, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from portal.db import Base, utcnow
 
 RUN_KINDS = ("full", "delta")
-RUN_STATES = ("running", "succeeded", "failed")
 
 
 class ExportRun(Base):
@@ -24,7 +24,8 @@ class ExportRun(Base):
     # The run's name in the export layout: products/{kind}/{date}/{run_id}/…
     run_id: Mapped[str] = mapped_column(String(40), unique=True)
     kind: Mapped[str] = mapped_column(String(8))
-    # What was asked for; a delta becomes a full when there is nothing sound to compare with (``reason``).
+    # What was asked for; a delta becomes a full when there is nothing sound to compare with (``reason``:
+    # "no_previous", or "latest_mismatch <run id>"; worded in the reader's language by reason_text).
     requested: Mapped[str] = mapped_column(String(8))
     reason: Mapped[str | None] = mapped_column(Text)
     trigger: Mapped[str] = mapped_column(String(16), default="cli")  # cli, web, schedule
@@ -61,8 +62,18 @@ class ExportRun(Base):
         if self.error:
             result["error"] = self.error
         if self.reason:
-            result["reason"] = self.reason
+            result["reason"] = self.reason_text
         return result
+
+    @property
+    def reason_text(self) -> str | None:
+        if not self.reason:
+            return None
+        code, _, run = self.reason.partition(" ")
+        if code == "no_previous":
+            return gettext("No earlier export succeeded: a delta has nothing to follow.")
+        return gettext("LATEST.json does not name the last successful run (%(run)s): a full export sets the PIM "
+                       "straight.", run=run)
 
 
 class ExportedProduct(Base):

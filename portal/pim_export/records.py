@@ -83,9 +83,6 @@ class Context:
                 [slug, bool(active), sorted(own_names.items()), sorted(own_values.items())]))
         return cls(merchants, paths, names, enums, digest(taxonomy))
 
-    def merchant(self, merchant_id: int) -> MerchantContext:
-        return self.merchants.get(merchant_id, self._empty)
-
     def fingerprints(self) -> dict[str, Any]:
         """Stored on the run: the next delta re-reads the products whose context differs from these."""
         return {"taxonomy": self.taxonomy_digest,

@@ -109,8 +109,8 @@ def _release_stale(db: Session) -> None:
         db.execute(update(ExportRun).where(ExportRun.run_id == run_id, ExportRun.status == "running",
                                            ExportRun.heartbeat_at < now - STALE_AFTER).values(
             status="failed", finished_at=now,
-            error=f"The run's process (pid {pid} on {host}) gave no sign of life for {STALE_AFTER.seconds // 60} "
-                  "minutes; LATEST.json was left as it was."))
+            error=gettext("The run's process (pid %(pid)s on %(host)s) gave no sign of life for %(minutes)s minutes; "
+                          "LATEST.json was left as it was.", pid=pid, host=host, minutes=STALE_AFTER.seconds // 60)))
         log.warning("pim export %s abandoned by its process; marked failed", run_id)
     db.commit()
 
@@ -375,17 +375,14 @@ class _StateFile:
     def __init__(self, path: Path, *, full: bool) -> None:
         self.path, self.full = path, full
         self._handle = path.open("w", encoding="utf-8", newline="")
-        self.rows = 0
 
-    def add_text(self, lines: str, count: int) -> None:
+    def add_text(self, lines: str) -> None:
         """Lines made by state_lines()."""
         self._handle.write(lines)
-        self.rows += count
 
     def add_deleted(self, gone: list[tuple[int, int, str]]) -> None:
         self._handle.write("".join(f"{product_id},{merchant_id},{_csv_text(sku)},,,0,0,,,1\n"
                                    for product_id, merchant_id, sku in gone))
-        self.rows += len(gone)
 
     def close(self) -> None:
         if not self._handle.closed:
@@ -528,11 +525,10 @@ def _run(db: Session, run: ExportRun, storage: Storage, workdir: Path, part_reco
     previous = latest_successful(db)
     if run.kind == "delta":
         if previous is None:
-            run.kind, run.reason = "full", gettext("No earlier export succeeded: a delta has nothing to follow.")
+            run.kind, run.reason = "full", "no_previous"
         elif latest is None or latest.get("run_id") != previous.run_id:
             run.kind = "full"
-            run.reason = gettext("LATEST.json does not name the last successful run (%(run)s): a full export "
-                                 "sets the PIM straight.", run=previous.run_id)
+            run.reason = f"latest_mismatch {previous.run_id}"
     full = run.kind == "full"
     if not full:
         assert previous is not None
@@ -627,7 +623,6 @@ class _Job:
 class _Done:
     lines: list[bytes]
     state: str
-    count: int
 
 
 class _Builder:
@@ -676,7 +671,7 @@ class _Builder:
             hashes.append(content_hash)
             if known.get(row[0]) != content_hash:
                 lines.append(line)
-        return _Done(lines, state_lines(rows, hashes, full=job.full), len(rows))
+        return _Done(lines, state_lines(rows, hashes, full=job.full))
 
 
 _process_builder: list[_Builder] = []  # in a worker process: the builder _init_process made
@@ -745,7 +740,7 @@ def _consume(results: Iterator[_Done], writer: PartWriter, state: _StateFile, ho
         for number, done in enumerate(results, 1):
             heartbeat.check()
             writer.write(done.lines)
-            state.add_text(done.state, done.count)
+            state.add_text(done.state)
             if hooks.after_batch is not None:
                 hooks.after_batch(number)
 

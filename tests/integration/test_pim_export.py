@@ -194,12 +194,14 @@ def test_a_delta_with_nothing_to_follow_or_a_foreign_latest_becomes_a_full(expor
     ready_shop(app, factory, "solo", 2)
     first = run(app, "delta")
     assert (first.kind, first.requested, first.status) == ("full", "delta", "succeeded")
-    assert "No earlier export" in first.reason
+    with app.app_context():
+        assert "No earlier export" in first.reason_text
     (export_dir / "products" / "LATEST.json").write_text(json.dumps({"kind": "full", "run_id": "someone-else",
                                                                      "manifest": "x/manifest.json"}))
     second = run(app, "delta")
     assert (second.kind, second.status) == ("full", "succeeded")
-    assert first.run_id in second.reason
+    with app.app_context():
+        assert first.run_id in second.reason_text
     assert_pim_matches_portal(app, pim_reader.DirectorySource(export_dir))
 
 

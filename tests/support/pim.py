@@ -44,14 +44,14 @@ def ready_catalog(app: Flask) -> dict[tuple[int, str], dict[str, Any]]:
     """What the PIM must hold: every ready product of an active merchant, a few fields read from the rows."""
     with app.app_context():
         db = get_session()
+        paths = dict(db.execute(select(TaxonomyCategory.id, TaxonomyCategory.path)).tuples().all())
         result = {}
         for product, slug in db.execute(select(Product, Merchant.slug).join(Merchant, Merchant.id == Product.merchant_id)
                                         .where(Product.readiness == "ready", Merchant.is_active.is_(True))):
-            path = db.get(TaxonomyCategory, product.marketplace_category_id).path
             result[(product.merchant_id, product.sku)] = {
                 "merchant_slug": slug, "title": product.title, "price": f"{Decimal(product.price):.2f}",
                 "available": product.stock - product.reserved, "category_id": product.marketplace_category_id,
-                "category_path": path, "brand": product.brand or None, "images": list(product.images or []),
+                "category_path": paths[product.marketplace_category_id], "brand": product.brand or None, "images": list(product.images or []),
             }
         return result
 

@@ -55,11 +55,11 @@ def test_the_content_hash_is_the_sha256_of_the_line_before_its_last_two_fields()
 def test_the_merchants_own_mappings_win_and_a_valid_enum_value_beats_an_invalid_one():
     ctx = context(names={"оттенок": "color"}, values={("color", "молочный"): "white"})
     _, _ = records.build(row(), ctx)
-    attributes = ctx.attributes(ctx.merchant(7), {"Оттенок": "молочный", "Цвет": "бирюзовый", "Объём": " 1.7 "})
+    attributes = ctx.attributes(ctx.merchants[7], {"Оттенок": "молочный", "Цвет": "бирюзовый", "Объём": " 1.7 "})
     assert attributes == {"color": "white", "volume_l": "1.7"}
-    attributes = ctx.attributes(ctx.merchant(7), {"Цвет": "бирюзовый", "Colour": "Black", "Size": ""})
+    attributes = ctx.attributes(ctx.merchants[7], {"Цвет": "бирюзовый", "Colour": "Black", "Size": ""})
     assert attributes == {"color": "black"}
-    assert ctx.attributes(ctx.merchant(7), {"Цвет": "бирюзовый"}) == {"color": "бирюзовый"}
+    assert ctx.attributes(ctx.merchants[7], {"Цвет": "бирюзовый"}) == {"color": "бирюзовый"}
 
 
 def test_available_never_goes_below_zero_and_prices_keep_two_places():
