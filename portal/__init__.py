@@ -77,6 +77,8 @@ def register_blueprints(app: Flask) -> None:
     from portal.catalog.api import blp as catalog_api_blp
     from portal.catalog.views import bp as catalog_bp
     from portal.category_mapping.views import bp as category_mapping_bp
+    from portal.orders.api import blp as orders_api_blp
+    from portal.orders.views import bp as orders_bp
     from portal.pim_export.views import bp as pim_export_bp
     from portal.extensions import api
     from portal.home import bp as home_bp
@@ -88,11 +90,14 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(jobs_bp)
     app.register_blueprint(catalog_bp)
     app.register_blueprint(category_mapping_bp)
+    app.register_blueprint(orders_bp)
     app.register_blueprint(pim_export_bp)
     api.register_blueprint(api_core_blp)
     api.register_blueprint(catalog_api_blp)
+    api.register_blueprint(orders_api_blp)
 
     import portal.audit_export  # noqa: F401  (registers its job)
+    import portal.orders.reports  # noqa: F401  (registers its job)
 
 
 def register_errorhandlers(app: Flask) -> None:

@@ -323,7 +323,25 @@ def pim_export(kind: str | None, as_json: bool) -> None:
         sys.exit(1)
 
 
+# -- orders ------------------------------------------------------------------------------------
+
+orders_cli = AppGroup("orders", help="Orders from the marketplace.")
+
+
+@orders_cli.command("expire")
+@json_option
+@portal_command
+def orders_expire(as_json: bool) -> None:
+    """Refuse the orders not accepted by their acceptance deadline (run it every few minutes)."""
+    from portal.db import session
+    from portal.orders.services import expire_orders
+
+    refused = expire_orders(session)
+    human = f"{len(refused)} orders refused automatically" + (": " + ", ".join(refused) if refused else ".")
+    emit(as_json, {"refused": len(refused), "orders": refused}, human)
+
+
 def register(app: Any) -> None:
     for group in (db_cli, merchants_cli, users_cli, tokens_cli, demo_cli, catalog_cli, taxonomy_cli, mapping_cli,
-                  pim_cli):
+                  orders_cli, pim_cli):
         app.cli.add_command(group)

@@ -73,6 +73,11 @@ def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         # (0: that thread alone). One per core but one, 1 to 3.
         "PIM_EXPORT_WORKERS": _int_env("PORTAL_PIM_EXPORT_WORKERS", max(1, min(3, (os.cpu_count() or 2) - 1))),
         "BROKER_URL": broker_url,
+        # Orders posted without their own times: hours from creation to the acceptance deadline and to ship-by.
+        "ORDER_ACCEPTANCE_HOURS": _int_env("PORTAL_ORDER_ACCEPTANCE_HOURS", 24),
+        "ORDER_SHIP_HOURS": _int_env("PORTAL_ORDER_SHIP_HOURS", 48),
+        # An open order whose ship-by is this near (or past) is "at risk of late shipment".
+        "AT_RISK_HOURS": _int_env("PORTAL_AT_RISK_HOURS", 24),
         "JOB_THREADS": _int_env("PORTAL_JOB_THREADS", 2),
         "RATELIMIT_STORAGE_URI": _env("PORTAL_RATELIMIT_STORAGE_URL", broker_url or "memory://"),
         "LOGIN_RATE_LIMIT": _env("PORTAL_LOGIN_RATE_LIMIT", "20 per minute"),

@@ -102,3 +102,18 @@ def close_session(_exc: BaseException | None = None) -> None:
 
 
 session: Session = LocalProxy(get_session)  # type: ignore[assignment]
+
+
+def begin_write(db: Session) -> None:
+    """Make the session's transaction a writer's before it reads what it will change.
+
+    PostgreSQL needs nothing here: the caller locks the rows it changes (``SELECT … FOR UPDATE``).
+    SQLite has no row locks; ``BEGIN IMMEDIATE`` takes its one write lock now, so two writers never
+    both read a stock figure and then both change it (a single writer, waiting up to the busy timeout).
+    """
+    connection = db.connection()
+    if connection.dialect.name != "sqlite":
+        return
+    raw = connection.connection.dbapi_connection
+    if raw is not None and not raw.in_transaction:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")

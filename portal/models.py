@@ -7,3 +7,4 @@ from portal.category_mapping.models import (  # noqa: F401
     AttributeMapping, CategoryAttribute, FillInRequest, ManagedCategory, MerchantCategory, TaxonomyCategory, ValueMapping,
 )
 from portal.pim_export.models import ExportedProduct, ExportRun  # noqa: F401
+from portal.orders.models import Order, OrderEvent, OrderLine, OrderRequest  # noqa: F401

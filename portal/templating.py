@@ -10,6 +10,7 @@ from flask_login import current_user
 
 from portal.auth import ROLE_LABELS
 from portal.jobs.services import job_label
+from portal.orders.machine import OPEN_STATES, STATE_COLOURS, STATE_LABELS
 
 CATALOG_NAV = [("catalog.products", _l("Products")), ("catalog.uploads", _l("Uploads")),
                ("category_mapping.categories", _l("Categories"))]
@@ -19,11 +20,12 @@ NAVIGATION: dict[str, list[tuple[str, Any]]] = {
         ("home.index", _l("Home")),
         *CATALOG_NAV,
         *MERCHANT_MAPPING_NAV,
+        ("orders.index", _l("Orders")),
         ("accounts.users", _l("Users")),
         ("accounts.tokens", _l("API tokens")),
         ("accounts.audit_log", _l("Audit log")),
     ],
-    "merchant_staff": [("home.index", _l("Home")), *CATALOG_NAV, *MERCHANT_MAPPING_NAV],
+    "merchant_staff": [("home.index", _l("Home")), *CATALOG_NAV, *MERCHANT_MAPPING_NAV, ("orders.index", _l("Orders"))],
     "category_manager": [("home.index", _l("Home")), ("category_mapping.weak_spots_view", _l("Weak spots")),
                          ("admin.merchants", _l("Merchants")), *CATALOG_NAV, ("category_mapping.inbox", _l("Requests")),
                          ("category_mapping.taxonomy", _l("Taxonomy"))],
@@ -31,6 +33,7 @@ NAVIGATION: dict[str, list[tuple[str, Any]]] = {
         ("home.index", _l("Home")),
         ("admin.merchants", _l("Merchants")),
         *CATALOG_NAV,
+        ("orders.index", _l("Orders")),
         ("category_mapping.inbox", _l("Requests")),
         ("category_mapping.weak_spots_view", _l("Weak spots")),
         ("category_mapping.taxonomy", _l("Taxonomy")),
@@ -73,6 +76,32 @@ READINESS_LABELS = {
 EVENT_SOURCE_LABELS = {"upload": _l("catalog upload"), "api": _l("API"), "web": _l("cabinet")}
 
 
+ORDER_EVENT_LABELS = {
+    "create": _l("Received from the marketplace"),
+    "accept": _l("Accepted"),
+    "refuse": _l("Refused"),
+    "expire": _l("Refused automatically"),
+    "cancel": _l("Cancelled"),
+    "ship": _l("Shipped"),
+    "deliver": _l("Delivered"),
+    "return": _l("Returned"),
+}
+
+
+def order_status_label(status: str) -> Any:
+    return STATE_LABELS.get(status, status)
+
+
+def order_at_risk(order: Any) -> bool:
+    """Open and due to ship within the at-risk window (or already late)."""
+    from datetime import datetime, timedelta, timezone
+
+    from portal.orders.queries import at_risk_hours
+
+    limit = datetime.now(timezone.utc) + timedelta(hours=at_risk_hours())
+    return order.status in OPEN_STATES and order.ship_by <= limit
+
+
 def nav_items() -> list[tuple[str, Any]]:
     return NAVIGATION.get(current_user.role, []) if current_user.is_authenticated else []
 
@@ -96,4 +125,8 @@ def init_app(app: Flask) -> None:
         readiness_label=lambda state: READINESS_LABELS.get(state, state),
         event_source_label=lambda source: EVENT_SOURCE_LABELS.get(source, source),
         current_locale=lambda: str(get_locale() or "en"),
+        order_status_label=order_status_label,
+        order_status_colour=lambda status: STATE_COLOURS.get(status, "secondary"),
+        order_event_label=lambda name: ORDER_EVENT_LABELS.get(name, name),
+        order_at_risk=order_at_risk,
     )

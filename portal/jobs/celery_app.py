@@ -1,4 +1,5 @@
-"""Celery wiring: ``portal.run_job`` runs a job record inside the Flask app; beat starts the nightly PIM export."""
+"""Celery wiring: ``portal.run_job`` runs a job record inside the Flask app; beat starts the nightly PIM export
+and refuses orders past their acceptance deadline."""
 from __future__ import annotations
 
 from celery import Celery
@@ -10,6 +11,7 @@ BEAT_SCHEDULE = {
     "pim-export-nightly-delta": {"task": "portal.pim_export", "schedule": crontab(hour=2, minute=0), "args": ("delta",)},
     "pim-export-weekly-full": {"task": "portal.pim_export", "schedule": crontab(hour=3, minute=30, day_of_week="sun"),
                                "args": ("full",)},
+    "orders-expire": {"task": "portal.orders_expire", "schedule": crontab(minute="*/5")},
 }
 
 
@@ -47,5 +49,15 @@ def make_celery(app: Flask) -> Celery:
                 db.commit()
                 job_id = record.id
             run_job(job_id)
+
+    @celery.task(name="portal.orders_expire", shared=False)
+    def orders_expire_task() -> int:
+        """Beat's entry for `portal orders expire`: refuse what passed its acceptance deadline."""
+        from portal.db import get_database
+        from portal.orders.services import expire_orders
+
+        with app.app_context():
+            with get_database().sessionmaker() as db:
+                return len(expire_orders(db))
 
     return celery

@@ -18,7 +18,7 @@ MERCHANT_ADMIN = "admin@technomir.example"
 MERCHANT_STAFF = "staff@technomir.example"
 OPERATOR = "operator@marketplace.example"
 CYRILLIC = re.compile(r"[А-Яа-яЁё]")
-OPERATOR_NAV = ["Home", "Merchants", "Products", "Uploads", "Categories", "Requests", "Weak spots", "Taxonomy",
+OPERATOR_NAV = ["Home", "Merchants", "Products", "Uploads", "Categories", "Orders", "Requests", "Weak spots", "Taxonomy",
                 "PIM export", "Users", "API tokens", "Audit log"]
 
 

@@ -9,10 +9,11 @@ from portal.accounts.models import User
 from portal.db import get_session
 
 NAV = {
-    "merchant_admin": {"Home", "Products", "Uploads", "Categories", "Attributes", "Requests", "Users", "API tokens", "Audit log"},
-    "merchant_staff": {"Home", "Products", "Uploads", "Categories", "Attributes", "Requests"},
+    "merchant_admin": {"Home", "Products", "Uploads", "Categories", "Attributes", "Requests", "Orders", "Users", "API tokens",
+                       "Audit log"},
+    "merchant_staff": {"Home", "Products", "Uploads", "Categories", "Attributes", "Requests", "Orders"},
     "category_manager": {"Home", "Weak spots", "Merchants", "Products", "Uploads", "Categories", "Requests", "Taxonomy"},
-    "operator_admin": {"Home", "Merchants", "Products", "Uploads", "Categories", "Requests", "Weak spots", "Taxonomy",
+    "operator_admin": {"Home", "Merchants", "Products", "Uploads", "Categories", "Orders", "Requests", "Weak spots", "Taxonomy",
                        "PIM export", "Users", "API tokens", "Audit log"},
 }
 

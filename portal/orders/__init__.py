@@ -1,0 +1,1 @@
+"""Orders: intake from the marketplace, stock reservation, the order state machine and the merchant's desk."""

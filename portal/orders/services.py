@@ -1,0 +1,380 @@
+"""Order intake with stock reservation, and the one function that applies a transition of the state machine."""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from flask import current_app, has_app_context
+from flask_babel import gettext
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from portal.accounts.models import Merchant
+from portal.catalog.models import Product
+from portal.db import begin_write, utcnow
+from portal.orders.exceptions import (
+    IllegalTransition,
+    OrderError,
+    OrderNumberTaken,
+    StockShort,
+    TransitionForbidden,
+)
+from portal.orders.machine import MARKETPLACE, MERCHANT, SYSTEM, STATE_LABELS, TRANSITIONS, allowed_from
+from portal.orders.models import Order, OrderEvent, OrderLine, OrderRequest
+from portal.tenancy import Principal, scope, scoped_select
+
+# The expiry job's principal: unscoped, like staff, and recorded as the portal itself.
+SYSTEM_PRINCIPAL = Principal(role="system", merchant_id=None)
+MAX_PRICE = Decimal("999999999999.99")
+MAX_QUANTITY = 100_000
+MAX_LINES = 500
+
+
+def actor_kind(principal: Principal) -> str:
+    if principal.role == "system":
+        return SYSTEM
+    return MERCHANT if principal.merchant_id is not None else MARKETPLACE
+
+
+def _hours(name: str, default: int) -> int:
+    return int(current_app.config.get(name, default)) if has_app_context() else default
+
+
+# -- intake ------------------------------------------------------------------------------------
+
+
+@dataclass
+class Intake:
+    """The result of posting an order: the order, and whether this request created it."""
+
+    order: Order
+    created: bool
+
+
+def request_hash(data: dict[str, Any]) -> str:
+    """The posted order's fingerprint: a retry matches it, another order under the same number does not."""
+
+    def plain(value: Any) -> Any:
+        if isinstance(value, datetime):
+            return value.isoformat()
+        if isinstance(value, Decimal):
+            return f"{value:.2f}"
+        return value
+
+    canonical = {key: plain(value) for key, value in data.items() if key not in ("lines", "shipping_address")}
+    canonical["lines"] = [{k: plain(v) for k, v in sorted(line.items())} for line in data["lines"]]
+    canonical["shipping_address"] = dict(sorted((data.get("shipping_address") or {}).items()))
+    return hashlib.sha256(json.dumps(canonical, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+
+
+def _invalid(message: str, field: str, **details: Any) -> OrderError:
+    return OrderError(message, details={"field": field, **details})
+
+
+def _check_input(data: dict[str, Any], now: datetime) -> tuple[datetime, datetime, datetime]:
+    """What the schema cannot say: prices with cents only, distinct SKUs, deadlines in order."""
+    lines = data["lines"]
+    if not lines:
+        raise _invalid(gettext("An order needs at least one line."), "lines")
+    if len(lines) > MAX_LINES:
+        raise _invalid(gettext("An order may have at most %(n)d lines.", n=MAX_LINES), "lines")
+    seen: dict[str, int] = {}
+    for index, line in enumerate(lines):
+        where = f"lines[{index}]"
+        quantity, price = line["quantity"], line["unit_price"]
+        if isinstance(quantity, bool) or not isinstance(quantity, int) or quantity < 1 or quantity > MAX_QUANTITY:
+            raise _invalid(gettext("Line %(n)d: the quantity must be a whole number from 1 to %(max)d.",
+                                   n=index + 1, max=MAX_QUANTITY), f"{where}.quantity", sku=line["sku"])
+        if not price.is_finite() or price <= 0 or price > MAX_PRICE or price != price.quantize(Decimal("0.01")):
+            raise _invalid(gettext("Line %(n)d: the unit price must be more than zero with at most 2 decimals.",
+                                   n=index + 1), f"{where}.unit_price", sku=line["sku"])
+        if line["sku"] in seen:
+            raise _invalid(gettext("Line %(n)d repeats the SKU %(sku)s of line %(first)d; send one line per SKU.",
+                                   n=index + 1, sku=line["sku"], first=seen[line["sku"]] + 1), f"{where}.sku",
+                           sku=line["sku"])
+        seen[line["sku"]] = index
+    created = data.get("created_at") or now
+    deadline = data.get("acceptance_deadline") or created + timedelta(hours=_hours("ORDER_ACCEPTANCE_HOURS", 24))
+    ship_by = data.get("ship_by") or max(deadline, created + timedelta(hours=_hours("ORDER_SHIP_HOURS", 48)))
+    if deadline < created:
+        raise _invalid(gettext("The acceptance deadline is before the order was created."), "acceptance_deadline")
+    if ship_by < deadline:
+        raise _invalid(gettext("The ship-by time is before the acceptance deadline."), "ship_by")
+    return created, deadline, ship_by
+
+
+def _repeat(order: Order, fingerprint: str) -> Intake:
+    if order.request_hash != fingerprint:
+        raise OrderNumberTaken(
+            gettext("The order number %(number)s is already used by another order with different content.",
+                    number=order.order_number),
+            details={"order_number": order.order_number, "id": order.id})
+    return Intake(order=order, created=False)
+
+
+def _existing(db: Session, order_number: str) -> Order | None:
+    return db.scalar(scoped_select(Order, SYSTEM_PRINCIPAL).where(Order.order_number == order_number)
+                     .execution_options(populate_existing=True))
+
+
+def create_order(db: Session, data: dict[str, Any], *, principal: Principal, now: datetime | None = None) -> Intake:
+    """Store a posted order and reserve its lines, or answer with the order stored before under its number.
+
+    Products are locked (``FOR UPDATE``, by id, the same order everywhere) before availability is read, so
+    concurrent orders for the last units queue on the rows and none oversells; on SQLite the write lock is
+    taken first instead. The order number is looked up again under the lock: a simultaneous repeat of the
+    same order waits for the first and then returns it.
+    """
+    now = now or utcnow()
+    fingerprint = request_hash(data)
+    existing = _existing(db, data["order_number"])
+    if existing is not None:
+        return _repeat(existing, fingerprint)
+    merchant = db.scalar(select(Merchant).where(Merchant.slug == data["merchant"]))
+    if merchant is None:
+        raise _invalid(gettext("There is no merchant %(slug)s.", slug=data["merchant"]), "merchant")
+    if not merchant.is_active:
+        raise _invalid(gettext("The merchant %(slug)s is deactivated and takes no orders.", slug=merchant.slug),
+                       "merchant")
+    created, deadline, ship_by = _check_input(data, now)
+    lines = data["lines"]
+    skus = [line["sku"] for line in lines]
+    as_merchant = Principal(role="system", merchant_id=merchant.id)
+
+    begin_write(db)
+    try:
+        by_sku = {p.sku: p for p in db.scalars(
+            scoped_select(Product, as_merchant).where(Product.sku.in_(skus)).order_by(Product.id)
+            .with_for_update().execution_options(populate_existing=True))}
+        existing = _existing(db, data["order_number"])
+        if existing is not None:
+            db.rollback()
+            return _repeat(existing, fingerprint)
+        for index, sku in enumerate(skus):
+            product = by_sku.get(sku)
+            if product is None:
+                raise _invalid(gettext("Line %(n)d: the merchant has no product with the SKU %(sku)s.", n=index + 1,
+                                       sku=sku), f"lines[{index}].sku", sku=sku)
+            if product.status != "active":
+                raise _invalid(gettext("Line %(n)d: the product %(sku)s is inactive and cannot be ordered.",
+                                       n=index + 1, sku=sku), f"lines[{index}].sku", sku=sku)
+        short = [{"line": index + 1, "sku": line["sku"], "requested": line["quantity"],
+                  "available": max(0, by_sku[line["sku"]].available)}
+                 for index, line in enumerate(lines) if line["quantity"] > by_sku[line["sku"]].available]
+        if short:
+            raise StockShort(
+                gettext("Not enough stock for %(lines)s.", lines=", ".join(
+                    gettext("%(sku)s (ordered %(requested)d, available %(available)d)", **item) for item in short)),
+                details={"lines": short})
+        address = data["shipping_address"]
+        order = Order(
+            merchant_id=merchant.id, order_number=data["order_number"], request_hash=fingerprint,
+            status="awaiting_acceptance", currency=by_sku[skus[0]].currency,
+            total=sum((line["unit_price"] * line["quantity"] for line in lines), Decimal("0")),
+            units=sum(line["quantity"] for line in lines), created_at=created, acceptance_deadline=deadline,
+            ship_by=ship_by, received_at=now, updated_at=now,
+            buyer_name=address["name"], buyer_phone=address.get("phone") or "", country=address["country"].upper(),
+            city=address["city"], postal_code=address.get("postal_code") or "", line1=address["line1"],
+            lines=[OrderLine(product_id=by_sku[line["sku"]].id, sku=line["sku"], title=by_sku[line["sku"]].title,
+                             quantity=line["quantity"], unit_price=line["unit_price"]) for line in lines],
+        )
+        for line in lines:
+            by_sku[line["sku"]].reserved += line["quantity"]
+        db.add(order)
+        db.flush()
+        db.add(_event(order, None, "create", "awaiting_acceptance", principal, at=created))
+        db.commit()
+    except (OrderError, StockShort):
+        db.rollback()
+        raise
+    except IntegrityError:
+        # The same number committed by another process between our look and our insert.
+        db.rollback()
+        existing = _existing(db, data["order_number"])
+        if existing is None:
+            raise
+        return _repeat(existing, fingerprint)
+    return Intake(order=order, created=True)
+
+
+# -- transitions -------------------------------------------------------------------------------
+
+
+@dataclass
+class Applied:
+    """A transition's outcome; ``repeated`` when an idempotency key returned an earlier result."""
+
+    order: Order
+    event: OrderEvent
+    repeated: bool = False
+
+
+def _event(order: Order, from_status: str | None, transition: str, to_status: str, principal: Principal, *,
+           at: datetime, reason: str | None = None, details: dict[str, Any] | None = None) -> OrderEvent:
+    return OrderEvent(order_id=order.id, merchant_id=order.merchant_id, at=at, transition=transition,
+                      from_status=from_status, to_status=to_status,
+                      actor_kind="system" if principal.role == "system" else ("token" if principal.token_id else "user"),
+                      actor_user_id=principal.user_id, actor_token_id=principal.token_id, reason=reason,
+                      details=details or {})
+
+
+def _locked_order(db: Session, order_id: int, principal: Principal) -> Order:
+    order = db.scalar(scoped_select(Order, principal).where(Order.id == order_id).with_for_update()
+                      .execution_options(populate_existing=True))
+    if order is None:
+        from portal.errors import PortalError
+
+        db.rollback()
+        raise PortalError(gettext("We could not find what you asked for."), status=404, code="not_found")
+    return order
+
+
+def _adjust_stock(db: Session, order: Order, effect: str) -> None:
+    """Release or consume the order's reservations, products locked in id order (as intake locks them)."""
+    quantities: dict[int, int] = {}
+    for line in order.lines:
+        quantities[line.product_id] = quantities.get(line.product_id, 0) + line.quantity
+    products = db.scalars(select(Product).where(Product.id.in_(quantities)).order_by(Product.id).with_for_update()
+                          .execution_options(populate_existing=True))
+    for product in products:
+        quantity = quantities[product.id]
+        product.reserved = max(0, product.reserved - quantity)
+        if effect == "consume":
+            # A merchant may have set stock on hand below what was reserved; it does not go negative.
+            product.stock = max(0, product.stock - quantity)
+
+
+def apply_transition(db: Session, order_id: int, name: str, *, principal: Principal, reason: str | None = None,
+                     tracking_number: str | None = None, carrier: str | None = None,
+                     idempotency_key: str | None = None, at: datetime | None = None) -> Applied:
+    """Fire ``name`` on the order: lock it, check who and from which state, record the event, adjust stock, commit.
+
+    Two people clicking at once queue on the order's row lock; the second finds the state changed and
+    gets :class:`IllegalTransition`. A repeat carrying the idempotency key of an applied transition gets
+    the first result back instead.
+    """
+    transition = TRANSITIONS.get(name)
+    if transition is None:
+        raise OrderError(gettext("There is no order transition %(name)s.", name=name), details={"field": "transition"})
+    at = at or utcnow()
+    reason = (reason or "").strip() or None
+    begin_write(db)
+    order = _locked_order(db, order_id, principal)
+    try:
+        if idempotency_key:
+            prior = db.scalar(select(OrderRequest).where(OrderRequest.order_id == order.id,
+                                                         OrderRequest.idempotency_key == idempotency_key))
+            if prior is not None:
+                if prior.transition != name:
+                    raise OrderError(gettext("This idempotency key was used for another request (%(name)s) on this order.",
+                                             name=prior.transition), details={"field": "Idempotency-Key"})
+                event = db.get(OrderEvent, prior.event_id)
+                db.rollback()
+                return Applied(order=order, event=event, repeated=True)  # type: ignore[arg-type]
+        actor = actor_kind(principal)
+        if actor not in transition.actors:
+            raise TransitionForbidden(gettext("Your role may not do “%(action)s” on orders.", action=transition.label),
+                                      details={"transition": name, "status": order.status})
+        if order.status not in transition.sources:
+            raise IllegalTransition(
+                gettext("The order is %(status)s; it cannot be %(action)s.", status=STATE_LABELS[order.status],
+                        action=_past(name)),
+                details={"status": order.status, "transition": name, "allowed": allowed_from(order.status)})
+        for guard in transition.guards:
+            problem = guard(order, at)
+            if problem:
+                raise IllegalTransition(problem, details={"status": order.status, "transition": name,
+                                                          "allowed": allowed_from(order.status)})
+        if transition.needs_reason and not reason:
+            raise OrderError(gettext("Say why: a reason is required."), details={"field": "reason"})
+        if reason and len(reason) > 1000:
+            raise OrderError(gettext("The reason is too long (at most 1000 characters)."), details={"field": "reason"})
+        details: dict[str, Any] = {}
+        if transition.tracking:
+            tracking_number = (tracking_number or "").strip() or None
+            carrier = (carrier or "").strip() or None
+            if tracking_number and len(tracking_number) > 64 or carrier and len(carrier) > 64:
+                raise OrderError(gettext("The carrier and the tracking number have at most 64 characters."),
+                                 details={"field": "tracking_number"})
+            order.tracking_number, order.carrier = tracking_number, carrier
+            details = {"tracking_number": tracking_number, "carrier": carrier}
+        if transition.stock:
+            _adjust_stock(db, order, transition.stock)
+        from_status = order.status
+        order.status = transition.target
+        order.updated_at = at
+        if transition.stamp:
+            setattr(order, transition.stamp, at)
+        if transition.closes:
+            order.closed_by = actor
+            order.reason = reason
+        event = _event(order, from_status, name, transition.target, principal, at=at, reason=reason, details=details)
+        db.add(event)
+        db.flush()
+        if idempotency_key:
+            db.add(OrderRequest(order_id=order.id, idempotency_key=idempotency_key, transition=name,
+                                event_id=event.id))
+        db.commit()
+    except Exception:
+        db.rollback()
+        raise
+    return Applied(order=order, event=event)
+
+
+def _past(name: str) -> str:
+    return {
+        "accept": gettext("accepted"), "refuse": gettext("refused"), "expire": gettext("refused automatically"),
+        "cancel": gettext("cancelled"), "ship": gettext("shipped"), "deliver": gettext("marked delivered"),
+        "return": gettext("marked returned"),
+    }[name]
+
+
+@dataclass
+class BulkResult:
+    done: list[str]
+    failed: list[tuple[str, str]]  # order number (or id) and why
+
+
+def apply_bulk(db: Session, order_ids: list[int], name: str, *, principal: Principal,
+               reason: str | None = None) -> BulkResult:
+    """The same transition on many orders, each in its own transaction: one that cannot move stops no other."""
+    result = BulkResult(done=[], failed=[])
+    numbers = dict(db.execute(scope(select(Order.id, Order.order_number).where(Order.id.in_(order_ids)), Order,
+                                    principal)).tuples().all())
+    for order_id in order_ids:
+        if order_id not in numbers:
+            result.failed.append((str(order_id), gettext("We could not find what you asked for.")))
+            continue
+        try:
+            apply_transition(db, order_id, name, principal=principal, reason=reason)
+        except (IllegalTransition, OrderError, TransitionForbidden) as exc:
+            result.failed.append((numbers[order_id], exc.message))
+        else:
+            result.done.append(numbers[order_id])
+    return result
+
+
+def expire_orders(db: Session, *, now: datetime | None = None) -> list[str]:
+    """Refuse every order still awaiting acceptance after its deadline; returns their numbers.
+
+    Each in its own transaction under the order's lock: an order the merchant accepts at that very
+    moment is either accepted (and skipped here) or refused, never both.
+    """
+    now = now or utcnow()
+    due = db.execute(scoped_select(Order, SYSTEM_PRINCIPAL).with_only_columns(Order.id, Order.order_number)
+                     .where(Order.status == "awaiting_acceptance", Order.acceptance_deadline < now)
+                     .order_by(Order.acceptance_deadline, Order.id)).tuples().all()
+    db.rollback()
+    refused = []
+    for order_id, number in due:
+        try:
+            apply_transition(db, order_id, "expire", principal=SYSTEM_PRINCIPAL, at=now)
+        except IllegalTransition:
+            continue
+        refused.append(number)
+    return refused
