@@ -1,7 +1,7 @@
 """Orders API: the marketplace posts orders; merchants and the marketplace read them and fire transitions."""
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 
 from flask import request, url_for
@@ -116,7 +116,7 @@ class TransitionSchema(Schema):
 
 
 def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value else None
+    return value.astimezone(timezone.utc).isoformat() if value else None
 
 
 def order_dict(order: Order, merchant_slug: str, history: list[OrderEvent] | None = None) -> dict[str, Any]:

@@ -274,7 +274,7 @@ def apply_transition(db: Session, order_id: int, name: str, *, principal: Princi
                     raise OrderError(gettext("This idempotency key was used for another request (%(name)s) on this order.",
                                              name=prior.transition), details={"field": "Idempotency-Key"})
                 event = db.get(OrderEvent, prior.event_id)
-                db.rollback()
+                db.commit()  # nothing was changed; ends the transaction (and its lock) without expiring what was read
                 return Applied(order=order, event=event, repeated=True)  # type: ignore[arg-type]
         actor = actor_kind(principal)
         if actor not in transition.actors:

@@ -52,7 +52,7 @@ def order_payload(shop_or_slug: Shop | str, lines: list[tuple[str, int]] | None 
     return {
         "order_number": number or f"MP-{next(_numbers):07d}",
         "merchant": slug,
-        "lines": [{"sku": sku, "quantity": quantity, "unit_price": "100.00"} for sku, quantity in (lines or [("TEA-1", 1)])],
+        "lines": [{"sku": sku, "quantity": quantity, "unit_price": "100.00"} for sku, quantity in (lines if lines is not None else [("TEA-1", 1)])],
         "shipping_address": dict(ADDRESS),
         **extra,
     }
