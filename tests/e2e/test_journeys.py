@@ -166,7 +166,7 @@ def test_merchant_staff_sees_no_admin_links_and_gets_the_friendly_403_page(page:
     sign_in(page, MERCHANT_STAFF)
     signed_in_as(page, MERCHANT_STAFF)
     nav = page.locator("a.nav-link")
-    expect(nav).to_have_text(["Home", "Products", "Uploads", "Categories", "Attributes", "Requests"])
+    expect(nav).to_have_text(["Home", "Products", "Uploads", "Categories", "Attributes", "Requests", "Orders"])
     expect(nav.filter(has_text="Users")).to_have_count(0)
     expect(nav.filter(has_text="API tokens")).to_have_count(0)
 
@@ -260,3 +260,76 @@ def test_merchant_confirms_categories_fills_a_request_and_the_category_manager_s
     expect(spots).to_contain_text("Electronics")
     spots.locator("a", has_text="Mobile Phones").first.click()
     expect(page.locator("#weak-spots")).to_contain_text("ТехноМир")
+
+
+def _post_orders(app, slug: str, count: int) -> list[str]:
+    """Orders as the marketplace posts them, for products of the merchant with stock to spare."""
+    from decimal import Decimal
+
+    from sqlalchemy import select
+
+    from portal.catalog.models import Product
+    from portal.db import get_session
+    from portal.orders.services import create_order
+    from portal.tenancy import Principal
+
+    numbers = []
+    with app.app_context():
+        db = get_session()
+        from portal.accounts.models import Merchant
+
+        merchant = db.scalar(select(Merchant).where(Merchant.slug == slug))
+        product = db.scalar(select(Product).where(Product.merchant_id == merchant.id, Product.status == "active",
+                                                  Product.stock - Product.reserved >= count).order_by(Product.id))
+        for n in range(count):
+            number = f"E2E-{n + 1}"
+            create_order(db, {"order_number": number, "merchant": slug, "shipping_address": {
+                "name": "Ирина Волкова", "phone": "+7 900 000-00-01", "country": "RU", "city": "Самара",
+                "postal_code": "443001", "line1": "ул. Ленинградская, 5"},
+                "lines": [{"sku": product.sku, "quantity": 1, "unit_price": Decimal("990.00")}],
+                "created_at": None, "acceptance_deadline": None, "ship_by": None},
+                principal=Principal(role="operator_admin", merchant_id=None))
+            numbers.append(number)
+    return numbers
+
+
+def test_merchant_accepts_refuses_cancels_and_ships_orders_in_the_browser(page: Page, app) -> None:
+    numbers = _post_orders(app, "technomir", 4)
+    sign_in(page, MERCHANT_ADMIN)
+    signed_in_as(page, MERCHANT_ADMIN)
+    page.locator("a.nav-link", has_text="Orders").click()
+    expect(page).to_have_url(re.compile(r"/orders$"))
+
+    page.locator("#order-filters input[name=q]").fill("E2E-")
+    page.locator("#order-filters button[type=submit]").click()
+    expect(page.locator("#orders-table tbody tr")).to_have_count(4)
+    for number in numbers[:3]:
+        page.locator(f"tr[data-order='{number}'] input.order-tick").check()
+    page.locator("#bulk-form button[value=accept]").click()
+    expect(page.locator(".alert-success")).to_contain_text("3 orders accepted")
+    expect(page.locator(f"tr[data-order='{numbers[0]}']")).to_contain_text("accepted")
+
+    page.locator(f"tr[data-order='{numbers[3]}'] a").click()
+    expect(page.locator("#order-status")).to_have_text("awaiting acceptance")
+    expect(page.locator("#order-address")).to_contain_text("Ирина Волкова")
+    page.locator("#action-refuse textarea[name=reason]").fill("Товар повреждён")
+    page.locator("#action-refuse button").click()
+    expect(page.locator("#order-status")).to_have_text("refused")
+    expect(page.locator("#order-history")).to_contain_text("Товар повреждён")
+
+    page.goto("/orders?q=" + numbers[0])
+    page.locator(f"tr[data-order='{numbers[0]}'] a").click()
+    page.locator("#action-cancel textarea[name=reason]").fill("Нет на складе")
+    page.locator("#action-cancel button").click()
+    expect(page.locator("#order-status")).to_have_text("cancelled")
+
+    page.goto("/orders?q=" + numbers[1])
+    page.locator(f"tr[data-order='{numbers[1]}'] a").click()
+    page.locator("#action-ship input[name=carrier]").fill("СДЭК")
+    page.locator("#action-ship input[name=tracking_number]").fill("1234567890")
+    page.locator("#action-ship button").click()
+    expect(page.locator("#order-status")).to_have_text("shipped")
+    history = page.locator("#order-history li")
+    expect(history).to_have_count(3)
+    expect(history.nth(2)).to_contain_text("1234567890")
+    expect(history.nth(1)).to_contain_text(MERCHANT_ADMIN)
