@@ -62,6 +62,8 @@ def make_engine(url: str) -> Engine:
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.close()
+            # SQLite's own lower() folds ASCII only: "смирнова" would not find "Смирнова" (ilike is lower() LIKE lower()).
+            dbapi_conn.create_function("lower", 1, lambda s: s.lower() if isinstance(s, str) else s, deterministic=True)
 
         return engine
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)

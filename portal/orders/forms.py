@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import HiddenField, SelectField, StringField, TextAreaField
+from wtforms import HiddenField, SelectChoice, SelectField, StringField, TextAreaField
 from wtforms.validators import AnyOf, DataRequired, Length, Optional
 
 
@@ -17,7 +17,8 @@ class TransitionForm(FlaskForm):
 
 
 class BulkForm(FlaskForm):
-    action = SelectField(choices=[("accept", _l("Accept")), ("refuse", _l("Refuse"))], validators=[DataRequired()])
+    action = SelectField(choices=[SelectChoice("accept", _l("Accept")), SelectChoice("refuse", _l("Refuse"))],
+                         validators=[DataRequired()])
     reason = StringField(_l("Reason"), validators=[Optional(), Length(max=1000)])
 
 

@@ -39,8 +39,10 @@ class OrderFilters:
     def from_args(cls, args: Any) -> OrderFilters:
         status = args.get("status", "")
         merchant = args.get("merchant", "")
+        # A link's at_risk=0 (or an empty box) means no at-risk filter; the export job's payload holds 1.
+        at_risk = str(args.get("at_risk", "")).strip().lower() in ("1", "true", "on", "yes")
         return cls(status=status if status in (*STATES, "open") else "", date_from=args.get("date_from", "").strip(),
-                   date_to=args.get("date_to", "").strip(), at_risk=bool(args.get("at_risk")),
+                   date_to=args.get("date_to", "").strip(), at_risk=at_risk,
                    q=args.get("q", "").strip()[:200], merchant_id=int(merchant) if str(merchant).isdigit() else None)
 
     def as_args(self) -> dict[str, Any]:

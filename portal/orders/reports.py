@@ -5,6 +5,7 @@ import csv
 import tempfile
 from collections.abc import Iterator
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 import xlsxwriter
@@ -25,6 +26,11 @@ from portal.tenancy import Principal
 BATCH = 2000
 CONTENT_TYPES = {"csv": "text/csv",
                  "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}
+
+
+# Who ended a refused or cancelled order, worded for the reader of the export.
+CLOSED_BY_LABELS = {"merchant": _l("merchant"), "marketplace": _l("marketplace"),
+                    "system": _l("the portal (automatic)")}
 
 
 def mask_name(name: str) -> str:
@@ -80,8 +86,9 @@ def rows(db: Session, filters: OrderFilters, principal: Principal) -> Iterator[l
                 row.append(slugs.get(order.merchant_id, ""))
             row += [str(STATE_LABELS[order.status]), _when(order.created_at), _when(order.acceptance_deadline),
                     _when(order.ship_by), _when(order.accepted_at), _when(order.shipped_at), _when(order.delivered_at),
-                    _when(order.closed_at), order.closed_by or "", order.reason or "", "; ".join(lines.get(order.id, [])),
-                    order.units, float(order.total), order.currency, order.carrier or "", order.tracking_number or "",
+                    _when(order.closed_at), str(CLOSED_BY_LABELS.get(order.closed_by or "", order.closed_by or "")),
+                    order.reason or "", "; ".join(lines.get(order.id, [])),
+                    order.units, order.total, order.currency, order.carrier or "", order.tracking_number or "",
                     address["name"], address["phone"], order.country, order.city, address["postal_code"],
                     address["line1"]]
             yield row
@@ -112,12 +119,16 @@ def write(path: str, fmt: str, header: list[str], data: Iterator[list[Any]], ctx
                                           "strings_to_formulas": False, "strings_to_urls": False})
         sheet = book.add_worksheet("Orders")
         bold = book.add_format({"bold": True})
+        money = book.add_format({"num_format": "0.00"})
         for col, name in enumerate(header):
             sheet.write_string(0, col, name, bold)
         for row in data:
             count += 1
             for col, value in enumerate(row):
-                if isinstance(value, (int, float)):
+                if isinstance(value, Decimal):
+                    # A spreadsheet number is a float; the cell shows the cents the order has.
+                    sheet.write_number(count, col, float(value), money)
+                elif isinstance(value, (int, float)):
                     sheet.write_number(count, col, value)
                 else:
                     sheet.write_string(count, col, str(value))

@@ -4,7 +4,7 @@ from __future__ import annotations
 import uuid
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
-from flask_babel import gettext, ngettext
+from flask_babel import get_locale, gettext, ngettext
 from flask_login import current_user
 from sqlalchemy import select
 
@@ -61,7 +61,9 @@ def bulk():
     if form.action.data == "refuse" and not (form.reason.data or "").strip():
         flash(gettext("Say why the orders are refused: a reason is required."), "danger")
         return redirect(target)
-    result = services.apply_bulk(db, ids, form.action.data, principal=current_principal(), reason=form.reason.data)
+    # A reason typed in the box belongs to a refusal; an accept clicked beside it does not carry it into the history.
+    reason = form.reason.data if form.action.data == "refuse" else None
+    result = services.apply_bulk(db, ids, form.action.data, principal=current_principal(), reason=reason)
     if result.done:
         message = (ngettext("%(num)d order accepted.", "%(num)d orders accepted.", len(result.done))
                    if form.action.data == "accept" else
@@ -119,6 +121,6 @@ def export():
     filters = OrderFilters.from_args(request.form)
     principal = current_principal()
     job = enqueue("orders.export", {"filters": filters.as_args(), "format": form.format.data, "role": principal.role,
-                                    "locale": request.accept_languages.best_match(("en", "ru")) or "en"},
+                                    "locale": str(get_locale() or "en")},
                   merchant_id=principal.merchant_id, user_id=principal.user_id)
     return redirect(url_for("jobs.show", job_id=job.id))

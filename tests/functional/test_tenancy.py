@@ -10,6 +10,7 @@ from portal.db import get_session
 from portal.jobs.services import enqueue, get_runner
 from tests.support.catalog import csv_bytes, import_file, products
 from tests.support.mapping import load_taxonomy
+from tests.support.orders import bearer, order_payload, order_status
 from tests.support.tenancy import Probe, assert_other_merchant_gets_404
 
 # Routes that take an id but hold no merchant data.
@@ -43,9 +44,14 @@ def merchant_a(app, factory):
         fill_in = FillInRequest(merchant_id=merchant.id, kind="manual", attributes=["volume_l"], text="Объём?", status="open")
         db.add(fill_in)
         db.commit()
+    import_file(app, merchant.id, csv_bytes([["sku", "title", "price", "stock"], ["ORD-A", "Чашка", "10", "5"]]))
+    _, operator_secret = factory.token(None)
+    order = app.test_client().post("/api/v1/orders", json=order_payload("merchant-a", [("ORD-A", 1)]),
+                                   headers=bearer(operator_secret))
+    assert order.status_code == 201, order.get_json()
     return {"merchant": merchant, "admin": admin, "staff": staff, "token": token, "job_id": job.id,
             "upload_id": upload["upload_id"], "product_id": product.id, "merchant_category_id": category.id,
-            "request_id": fill_in.id}
+            "request_id": fill_in.id, "order_id": order.get_json()["id"]}
 
 
 def web_probes(a) -> list[Probe]:
@@ -72,6 +78,10 @@ def web_probes(a) -> list[Probe]:
         Probe("category_mapping.return_workbook", "POST", f"/mapping/requests/{a['request_id']}/workbook"),
         Probe("category_mapping.fill_request", "POST", f"/mapping/requests/{a['request_id']}/fill", {"v:1:volume_l": "1"}),
         Probe("category_mapping.close_request", "POST", f"/mapping/requests/{a['request_id']}/close"),
+        Probe("orders.show", "GET", f"/orders/{a['order_id']}"),
+        Probe("orders.transition", "POST", f"/orders/{a['order_id']}/accept"),
+        Probe("orders.transition", "POST", f"/orders/{a['order_id']}/refuse", {"reason": "probe"}),
+        Probe("orders.transition", "POST", f"/orders/{a['order_id']}/cancel", {"reason": "probe"}),
     ]
 
 
@@ -81,6 +91,9 @@ def api_probes(a) -> list[Probe]:
         Probe("catalog_api.UploadResult", "GET", f"/api/v1/catalog/uploads/{a['upload_id']}"),
         Probe("catalog_api.ProductOffer", "GET", "/api/v1/products/ONLY-A"),
         Probe("catalog_api.ProductOffer", "PATCH", "/api/v1/products/ONLY-A"),
+        Probe("orders_api.OrderOne", "GET", f"/api/v1/orders/{a['order_id']}"),
+        Probe("orders_api.OrderTransition", "POST", f"/api/v1/orders/{a['order_id']}/accept"),
+        Probe("orders_api.OrderTransition", "POST", f"/api/v1/orders/{a['order_id']}/refuse"),
     ]
 
 
@@ -117,6 +130,16 @@ def test_actions_on_another_merchants_objects_change_nothing(merchant_a, factory
         db = get_session()
         assert db.get(User, merchant_a["staff"].id).is_active_user is True
         assert db.get(ApiToken, merchant_a["token"].id).revoked_at is None
+
+
+def test_another_merchants_transitions_leave_the_order_as_it_was(merchant_a, factory, auth, client, app):
+    """The order probes answer 404 before anything moves: through the pages and through the API."""
+    order_probes = [p for p in web_probes(merchant_a) + api_probes(merchant_a) if p.endpoint.startswith("orders")]
+    auth.login(factory.user("merchant_admin").email)
+    assert_other_merchant_gets_404(auth.client, [p for p in order_probes if not p.path.startswith("/api/")])
+    _, other_secret = factory.token(factory.merchant())
+    assert_other_merchant_gets_404(client, [p for p in order_probes if p.path.startswith("/api/")], bearer=other_secret)
+    assert order_status(app, merchant_a["order_id"]) == "awaiting_acceptance"
 
 
 def test_every_route_with_an_id_is_probed_for_tenant_isolation(app, merchant_a):
