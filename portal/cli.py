@@ -168,16 +168,20 @@ demo_cli = AppGroup("demo", help="The demo marketplace.")
 @click.option("--merchants", "merchant_count", default=3, show_default=True, type=click.IntRange(1, 50))
 @click.option("--products", "product_count", default=40, show_default=True, type=click.IntRange(0, 1_000_000),
               help="Products in each demo merchant's catalog.")
+@click.option("--orders", "order_count", default=120, show_default=True, type=click.IntRange(0, 100_000),
+              help="Orders in each demo merchant's history, over the last four months and in every state (0: none).")
 @click.option("--seed", "seed", default=1, show_default=True, help="Random seed: the same seed gives the same data.")
 @click.option("--if-empty", is_flag=True, help="Create nothing when the database already has merchants.")
 @json_option
 @portal_command
-def demo_seed(merchant_count: int, product_count: int, seed: int, if_empty: bool, as_json: bool) -> None:
+def demo_seed(merchant_count: int, product_count: int, order_count: int, seed: int, if_empty: bool,
+              as_json: bool) -> None:
     """Create a believable demo marketplace and print its logins."""
     from portal.db import session
     from portal.demo import seed_demo
 
-    result = seed_demo(session, merchants=merchant_count, products=product_count, seed=seed, if_empty=if_empty)
+    result = seed_demo(session, merchants=merchant_count, products=product_count, orders=order_count, seed=seed,
+                       if_empty=if_empty)
     lines = [f"Demo marketplace: {'created' if result['created'] else 'already there'}.", "", "Demo logins:"]
     lines += [f"  {u['role']:<17} {u['email']:<36} {u['password']}  {u['merchant'] or ''}" for u in result["users"]]
     emit(as_json, result, "\n".join(lines))

@@ -1,4 +1,4 @@
-"""The demo marketplace: merchants with their people, a category manager and an operator."""
+"""The demo marketplace: merchants with their people, catalogs and order history, a category manager and an operator."""
 from __future__ import annotations
 
 import io
@@ -37,7 +37,10 @@ def _merchant_slugs(count: int) -> list[tuple[str, str]]:
     return slugs[:count]
 
 
-def seed_demo(db: Session, *, merchants: int = 3, products: int = 40, seed: int = 1,
+DEMO_ORDERS = 120
+
+
+def seed_demo(db: Session, *, merchants: int = 3, products: int = 40, orders: int = DEMO_ORDERS, seed: int = 1,
               if_empty: bool = False) -> dict[str, Any]:
     """Create what is missing of the demo; run twice, it creates nothing the second time."""
     rng = random.Random(seed)
@@ -68,6 +71,8 @@ def seed_demo(db: Session, *, merchants: int = 3, products: int = 40, seed: int 
                 created = True
             if products and _seed_mapping(db, merchant, admin):
                 created = True
+            if products and orders and _seed_orders(db, merchant, admin, orders, seed):
+                created = True
         created = _seed_category_manager(db) or created
     return {"created": created, "users": demo_logins(db)}
 
@@ -97,6 +102,13 @@ def _seed_catalog(db: Session, merchant: Merchant, admin: User, count: int, seed
                             filename=f"{merchant.slug}-catalog.csv", source="cli")
     process_upload(db, upload.id, dry_run=False)
     return True
+
+
+def _seed_orders(db: Session, merchant: Merchant, admin: User, count: int, seed: int) -> bool:
+    """Months of the merchant's orders in every state, once (a merchant with orders gets none)."""
+    from portal.orders.demo import seed_orders
+
+    return seed_orders(db, merchant, count, seed, admin=admin)
 
 
 def _seed_taxonomy(db: Session) -> bool:

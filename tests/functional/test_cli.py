@@ -3,7 +3,13 @@ from __future__ import annotations
 
 import json
 
+from sqlalchemy import func, select
+
+from portal.accounts.models import Merchant
+from portal.db import get_session
 from portal.demo import DEMO_PASSWORD
+from portal.orders.machine import STATES
+from portal.orders.models import Order
 
 
 def _json(result) -> dict:
@@ -65,11 +71,36 @@ def test_demo_seed_creates_a_marketplace_whose_logins_work(runner, auth):
         auth.logout()
 
 
-def test_demo_seed_twice_creates_nothing_the_second_time(runner):
+def test_demo_seed_twice_creates_nothing_the_second_time(runner, app):
     _json(runner.invoke(args=["demo", "seed", "--json"]))
+    orders = _order_count(app)
     again = _json(runner.invoke(args=["demo", "seed", "--json"]))
     assert again["created"] is False
     assert len(again["users"]) == 2 + 2 * 3
+    assert orders == 3 * 120 and _order_count(app) == orders
+
+
+def test_demo_seed_gives_each_merchant_orders_in_every_state(runner, app):
+    _json(runner.invoke(args=["demo", "seed", "--merchants", "2", "--products", "30", "--orders", "25", "--json"]))
+    with app.app_context():
+        rows = get_session().execute(select(Merchant.slug, Order.status).join(Order, Order.merchant_id == Merchant.id)
+                                     .distinct()).tuples().all()
+    states: dict[str, set[str]] = {}
+    for slug, status in rows:
+        states.setdefault(slug, set()).add(status)
+    assert states == {"technomir": set(STATES), "uyut-home": set(STATES)}
+    assert _order_count(app) == 2 * 25
+
+
+def test_demo_seed_with_no_orders_makes_none(runner, app):
+    seeded = _json(runner.invoke(args=["demo", "seed", "--merchants", "1", "--orders", "0", "--json"]))
+    assert seeded["created"] is True
+    assert _order_count(app) == 0
+
+
+def _order_count(app) -> int:
+    with app.app_context():
+        return get_session().scalar(select(func.count()).select_from(Order))
 
 
 def test_demo_seed_if_empty_leaves_a_used_database_alone(runner):
