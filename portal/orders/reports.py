@@ -57,7 +57,7 @@ def _columns(with_merchant: bool) -> list[str]:
         columns.append(gettext("Merchant"))
     return columns + [
         gettext("Status"), gettext("Created"), gettext("Acceptance deadline"), gettext("Ship by"),
-        gettext("Accepted"), gettext("Shipped"), gettext("Delivered"), gettext("Closed"), gettext("Closed by"),
+        gettext("Accepted"), gettext("Shipped"), gettext("Delivered"), gettext("Closed on"), gettext("Closed by"),
         gettext("Reason"), gettext("Lines"), gettext("Units"), gettext("Total"), gettext("Currency"),
         gettext("Carrier"), gettext("Tracking number"), gettext("Buyer"), gettext("Phone"), gettext("Country"),
         gettext("City"), gettext("Postal code"), gettext("Address"),

@@ -169,7 +169,8 @@ def create_order(db: Session, data: dict[str, Any], *, principal: Principal, now
         if short:
             raise StockShort(
                 gettext("Not enough stock for %(lines)s.", lines=", ".join(
-                    gettext("%(sku)s (ordered %(requested)d, available %(available)d)", **item) for item in short)),
+                    gettext("%(sku)s (ordered %(requested)d, available %(available)d)", sku=item["sku"],
+                            requested=item["requested"], available=item["available"]) for item in short)),
                 details={"lines": short})
         address = data["shipping_address"]
         order = Order(
