@@ -73,7 +73,8 @@ READINESS_LABELS = {
     "invalid": _l("last update rejected"),
     "inactive": _l("inactive"),
 }
-EVENT_SOURCE_LABELS = {"upload": _l("catalog upload"), "api": _l("API"), "web": _l("cabinet")}
+EVENT_SOURCE_LABELS = {"upload": _l("catalog upload"), "api": _l("API"), "web": _l("cabinet"),
+                       "order": _l("order shipped")}
 
 
 ORDER_EVENT_LABELS = {

@@ -103,6 +103,7 @@ def upgrade() -> None:
     sa.Column('idempotency_key', sa.String(length=128), nullable=False),
     sa.Column('transition', sa.String(length=16), nullable=False),
     sa.Column('event_id', sa.Integer(), nullable=False),
+    sa.Column('response', sa.JSON(), nullable=True),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['event_id'], ['order_events.id'], name=op.f('fk_order_requests_event_id_order_events'), ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['order_id'], ['orders.id'], name=op.f('fk_order_requests_order_id_orders'), ondelete='CASCADE'),

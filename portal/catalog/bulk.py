@@ -15,7 +15,7 @@ from sqlalchemy import bindparam, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from portal.catalog.models import Product, ProductEvent
-from portal.db import UTCDateTime
+from portal.db import UTCDateTime, begin_write
 from portal.tenancy import Principal, scope
 
 CONTENT = ("title", "brand", "gtin", "description", "category", "price", "currency", "stock", "images", "attributes")
@@ -126,9 +126,24 @@ def _copy(cursor: Any, table: str, columns: list[str], payload: bytes) -> None:
 
 
 def lock_merchant_catalog(db: Session, merchant_id: int) -> None:
-    """One catalog application at a time per merchant (PostgreSQL; SQLite has a single writer anyway)."""
+    """One writer of a merchant's catalog in bulk at a time, until the transaction ends.
+
+    PostgreSQL: an exclusive advisory lock per merchant. Orders take it shared
+    (:func:`share_merchant_catalog`) before they lock products, so an upload never interleaves with
+    reservations and shipments (its row locks in file order would deadlock with theirs in id order, and
+    its stock figures, read before it writes, would undo a shipment). SQLite: the database's one write
+    lock, taken now rather than at the first write.
+    """
     if _is_postgres(db):
         db.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": 0x50C0_0000 + merchant_id})
+    else:
+        begin_write(db)
+
+
+def share_merchant_catalog(db: Session, merchant_id: int) -> None:
+    """Wait for a bulk write of the merchant's catalog to end, and keep one from starting, until commit."""
+    if _is_postgres(db):
+        db.execute(text("SELECT pg_advisory_xact_lock_shared(:key)"), {"key": 0x50C0_0000 + merchant_id})
 
 
 def insert_events(db: Session, events: Sequence[dict[str, Any]]) -> None:

@@ -786,6 +786,19 @@ def update_offer(db: Session, product: Product, *, principal: Principal, price: 
     return product
 
 
+def consume_stock(db: Session, product: Product, quantity: int, *, principal: Principal, order_number: str) -> None:
+    """Shipped units leave the shelf: stock on hand goes down (never below zero); no commit.
+
+    Recorded like any other change of the product, so its content hash matches it again and the next
+    upload of the merchant's own stock figure is compared with what is really on hand.
+    """
+    new = max(0, product.stock - quantity)
+    if new != product.stock:
+        changes = {"stock": [product.stock, new], "order": order_number}
+        product.stock = new
+        _changed(db, product, changes, principal=principal, source="order")
+
+
 def set_attributes(db: Session, product: Product, values: dict[str, str], *, principal: Principal,
                    source: str = "web") -> dict[str, Any]:
     """Fill in attributes outside an upload (checked by the caller); a later upload keeps them unless its

@@ -22,6 +22,7 @@ from portal.catalog.models import Product
 from portal.category_mapping.models import (
     AttributeMapping, CategoryAttribute, MerchantCategory, TaxonomyCategory, ValueMapping,
 )
+from portal.catalog.bulk import lock_merchant_catalog
 from portal.db import utcnow
 
 BATCH = 20_000
@@ -167,8 +168,10 @@ def recompute(db: Session, merchant_ids: Iterable[int] | None = None, *, paths: 
     summary = Summary()
     now = utcnow()
     wanted = list(paths) if paths is not None else None
-    for merchant_id in merchant_ids:
+    for merchant_id in sorted(merchant_ids):  # locks in one order: two recomputes never deadlock
         summary.merchants.append(merchant_id)
+        # A bulk write of the merchant's products, like an upload: orders wait rather than deadlock with it.
+        lock_merchant_catalog(db, merchant_id)
         rules = MerchantRules.load(db, merchant_id)
         # Products outside confirmed categories need no attribute read: one UPDATE settles them.
         summary.changed += _settle_unmapped(db, merchant_id, list(rules.categories), wanted, now)

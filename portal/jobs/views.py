@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from flask import Blueprint, abort, jsonify, render_template
-from flask_login import login_required
+from flask_login import current_user, login_required
 
 from portal.jobs.models import Job
 from portal.jobs.services import get_runner
@@ -28,6 +28,9 @@ def status(job_id: str):
 @login_required
 def download(job_id: str):
     job = get_or_404(Job, job_id)
+    # A result file (an order export holds buyers' addresses) is for whoever asked for it, not their colleagues.
+    if job.created_by_id is not None and job.created_by_id != current_user.id:
+        abort(404)
     result = job.result or {}
     key, filename = result.get("storage_key"), result.get("filename")
     if job.status != "succeeded" or not key or not filename:

@@ -18,6 +18,13 @@ class StockShort(PortalError):
     code = "insufficient_stock"
 
 
+class OrderNotFound(PortalError):
+    """Missing, or another merchant's: the same answer, so ids reveal nothing."""
+
+    status = 404
+    code = "not_found"
+
+
 class OrderNumberTaken(PortalError):
     status = 409
     code = "order_number_conflict"

@@ -110,4 +110,6 @@ class OrderRequest(Base):
     idempotency_key: Mapped[str] = mapped_column(String(128))
     transition: Mapped[str] = mapped_column(String(16))
     event_id: Mapped[int] = mapped_column(ForeignKey("order_events.id", ondelete="CASCADE"))
+    # The first answer as the API gave it, returned as it was to every repeat.
+    response: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -10,7 +10,8 @@ from sqlalchemy import Select, exists, func, or_, select
 from sqlalchemy.orm import Session
 
 from portal.orders.machine import OPEN_STATES, STATES
-from portal.orders.models import Order, OrderLine
+from portal.accounts.models import Merchant
+from portal.orders.models import Order, OrderEvent, OrderLine
 from portal.tenancy import Principal, scope, scoped_select
 
 
@@ -43,7 +44,7 @@ class OrderFilters:
         at_risk = str(args.get("at_risk", "")).strip().lower() in ("1", "true", "on", "yes")
         return cls(status=status if status in (*STATES, "open") else "", date_from=args.get("date_from", "").strip(),
                    date_to=args.get("date_to", "").strip(), at_risk=at_risk,
-                   q=args.get("q", "").strip()[:200], merchant_id=int(merchant) if str(merchant).isdigit() else None)
+                   q=args.get("q", "").strip()[:200], merchant_id=int(merchant) if str(merchant).isdecimal() and str(merchant).isascii() else None)
 
     def as_args(self) -> dict[str, Any]:
         """For links and the export job's payload: only what is set."""
@@ -103,3 +104,22 @@ def desk_counts(db: Session, principal: Principal, merchant_id: int | None = Non
         risk = risk.where(Order.merchant_id == merchant_id)
     counts["at_risk"] = db.scalar(risk) or 0
     return counts
+
+
+def history(db: Session, order: Order) -> list[OrderEvent]:
+    """The order's transitions, oldest first."""
+    return list(db.scalars(select(OrderEvent).where(OrderEvent.order_id == order.id)
+                           .order_by(OrderEvent.at, OrderEvent.id)))
+
+
+def merchant_slugs(db: Session, merchant_ids: set[int]) -> dict[int, str]:
+    return dict(db.execute(select(Merchant.id, Merchant.slug).where(Merchant.id.in_(merchant_ids))).tuples().all())
+
+
+def merchant_id_by_slug(db: Session, slug: str) -> int | None:
+    return db.scalar(select(Merchant.id).where(Merchant.slug == slug))
+
+
+def merchant_choices(db: Session) -> list[tuple[int, str]]:
+    """Every merchant, for staff narrowing the desk to one."""
+    return list(db.execute(select(Merchant.id, Merchant.name).order_by(Merchant.name)).tuples().all())

@@ -1,25 +1,32 @@
 """Order intake with stock reservation, and the one function that applies a transition of the state machine."""
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
+import logging
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 from flask import current_app, has_app_context
 from flask_babel import gettext
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
 from portal.accounts.models import Merchant
+from portal.catalog.bulk import share_merchant_catalog
 from portal.catalog.models import Product
+from portal.catalog.services import consume_stock
 from portal.db import begin_write, utcnow
+from portal.errors import PortalError
 from portal.orders.exceptions import (
     IllegalTransition,
     OrderError,
+    OrderNotFound,
     OrderNumberTaken,
     StockShort,
     TransitionForbidden,
@@ -28,11 +35,37 @@ from portal.orders.machine import MARKETPLACE, MERCHANT, SYSTEM, STATE_LABELS, T
 from portal.orders.models import Order, OrderEvent, OrderLine, OrderRequest
 from portal.tenancy import Principal, scope, scoped_select
 
+log = logging.getLogger(__name__)
+F = TypeVar("F", bound=Callable[..., Any])
+
 # The expiry job's principal: unscoped, like staff, and recorded as the portal itself.
 SYSTEM_PRINCIPAL = Principal(role="system", merchant_id=None)
 MAX_PRICE = Decimal("999999999999.99")
 MAX_QUANTITY = 100_000
 MAX_LINES = 500
+
+
+def retry_on_deadlock(func: F) -> F:
+    """Run the transaction again when PostgreSQL broke a deadlock by failing it (at most three times).
+
+    Orders lock products in id order and wait for bulk catalog writes, so deadlocks should not happen;
+    a writer elsewhere that locks several products in another order could still meet one. Safe to
+    repeat: intake is idempotent by order number and a transition re-reads the order's state.
+    """
+
+    @functools.wraps(func)
+    def wrapped(db: Session, *args: Any, **kwargs: Any) -> Any:
+        for attempt in range(3):
+            try:
+                return func(db, *args, **kwargs)
+            except OperationalError as exc:
+                if getattr(exc.orig, "sqlstate", None) != "40P01" or attempt == 2:
+                    raise
+                db.rollback()
+                log.warning("deadlock in %s, trying again", func.__name__)
+        raise AssertionError("unreachable")
+
+    return wrapped  # type: ignore[return-value]
 
 
 def actor_kind(principal: Principal) -> str:
@@ -61,14 +94,16 @@ def request_hash(data: dict[str, Any]) -> str:
 
     def plain(value: Any) -> Any:
         if isinstance(value, datetime):
-            return value.isoformat()
+            return value.astimezone(timezone.utc).isoformat()  # the same moment however it was written
         if isinstance(value, Decimal):
             return f"{value:.2f}"
         return value
 
     canonical = {key: plain(value) for key, value in data.items() if key not in ("lines", "shipping_address")}
     canonical["lines"] = [{k: plain(v) for k, v in sorted(line.items())} for line in data["lines"]]
-    canonical["shipping_address"] = dict(sorted((data.get("shipping_address") or {}).items()))
+    address = {k: v or "" for k, v in (data.get("shipping_address") or {}).items()}
+    address["country"] = address.get("country", "").upper()
+    canonical["shipping_address"] = dict(sorted(address.items()))
     return hashlib.sha256(json.dumps(canonical, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
 
 
@@ -98,6 +133,9 @@ def _check_input(data: dict[str, Any], now: datetime) -> tuple[datetime, datetim
                                    n=index + 1, sku=line["sku"], first=seen[line["sku"]] + 1), f"{where}.sku",
                            sku=line["sku"])
         seen[line["sku"]] = index
+    if sum(line["unit_price"] * line["quantity"] for line in lines) > MAX_PRICE:
+        raise _invalid(gettext("The order's total is more than the portal can hold (%(max)s).", max=f"{MAX_PRICE:,.2f}"),
+                       "lines")
     created = data.get("created_at") or now
     deadline = data.get("acceptance_deadline") or created + timedelta(hours=_hours("ORDER_ACCEPTANCE_HOURS", 24))
     ship_by = data.get("ship_by") or max(deadline, created + timedelta(hours=_hours("ORDER_SHIP_HOURS", 48)))
@@ -122,6 +160,7 @@ def _existing(db: Session, order_number: str) -> Order | None:
                      .execution_options(populate_existing=True))
 
 
+@retry_on_deadlock
 def create_order(db: Session, data: dict[str, Any], *, principal: Principal, now: datetime | None = None) -> Intake:
     """Store a posted order and reserve its lines, or answer with the order stored before under its number.
 
@@ -148,6 +187,7 @@ def create_order(db: Session, data: dict[str, Any], *, principal: Principal, now
 
     begin_write(db)
     try:
+        share_merchant_catalog(db, merchant.id)
         by_sku = {p.sku: p for p in db.scalars(
             scoped_select(Product, as_merchant).where(Product.sku.in_(skus)).order_by(Product.id)
             .with_for_update().execution_options(populate_existing=True))}
@@ -208,11 +248,13 @@ def create_order(db: Session, data: dict[str, Any], *, principal: Principal, now
 
 @dataclass
 class Applied:
-    """A transition's outcome; ``repeated`` when an idempotency key returned an earlier result."""
+    """A transition's outcome; ``repeated`` when an idempotency key returned an earlier result, whose
+    answer (as ``respond`` made it the first time) is ``response``."""
 
     order: Order
     event: OrderEvent
     repeated: bool = False
+    response: dict[str, Any] | None = None
 
 
 def _event(order: Order, from_status: str | None, transition: str, to_status: str, principal: Principal, *,
@@ -228,15 +270,14 @@ def _locked_order(db: Session, order_id: int, principal: Principal) -> Order:
     order = db.scalar(scoped_select(Order, principal).where(Order.id == order_id).with_for_update()
                       .execution_options(populate_existing=True))
     if order is None:
-        from portal.errors import PortalError
-
         db.rollback()
-        raise PortalError(gettext("We could not find what you asked for."), status=404, code="not_found")
+        raise OrderNotFound(gettext("We could not find what you asked for."))
     return order
 
 
-def _adjust_stock(db: Session, order: Order, effect: str) -> None:
+def _adjust_stock(db: Session, order: Order, effect: str, principal: Principal) -> None:
     """Release or consume the order's reservations, products locked in id order (as intake locks them)."""
+    share_merchant_catalog(db, order.merchant_id)
     quantities: dict[int, int] = {}
     for line in order.lines:
         quantities[line.product_id] = quantities.get(line.product_id, 0) + line.quantity
@@ -247,26 +288,34 @@ def _adjust_stock(db: Session, order: Order, effect: str) -> None:
         product.reserved = max(0, product.reserved - quantity)
         if effect == "consume":
             # A merchant may have set stock on hand below what was reserved; it does not go negative.
-            product.stock = max(0, product.stock - quantity)
+            consume_stock(db, product, quantity, principal=principal, order_number=order.order_number)
 
 
+@retry_on_deadlock
 def apply_transition(db: Session, order_id: int, name: str, *, principal: Principal, reason: str | None = None,
                      tracking_number: str | None = None, carrier: str | None = None,
-                     idempotency_key: str | None = None, at: datetime | None = None) -> Applied:
+                     idempotency_key: str | None = None, at: datetime | None = None,
+                     respond: Callable[[Order], dict[str, Any]] | None = None) -> Applied:
     """Fire ``name`` on the order: lock it, check who and from which state, record the event, adjust stock, commit.
 
     Two people clicking at once queue on the order's row lock; the second finds the state changed and
     gets :class:`IllegalTransition`. A repeat carrying the idempotency key of an applied transition gets
-    the first result back instead.
+    the first result back instead: ``respond(order)`` is kept with the key and returned to repeats.
     """
     transition = TRANSITIONS.get(name)
     if transition is None:
         raise OrderError(gettext("There is no order transition %(name)s.", name=name), details={"field": "transition"})
+    if idempotency_key is not None and not 0 < len(idempotency_key) <= 128:
+        raise OrderError(gettext("An idempotency key has 1 to 128 characters."), details={"field": "Idempotency-Key"})
     at = at or utcnow()
     reason = (reason or "").strip() or None
     begin_write(db)
     order = _locked_order(db, order_id, principal)
     try:
+        actor = actor_kind(principal)
+        if actor not in transition.actors:
+            raise TransitionForbidden(gettext("Your role may not do “%(action)s” on orders.", action=transition.label),
+                                      details={"transition": name, "status": order.status})
         if idempotency_key:
             prior = db.scalar(select(OrderRequest).where(OrderRequest.order_id == order.id,
                                                          OrderRequest.idempotency_key == idempotency_key))
@@ -276,11 +325,8 @@ def apply_transition(db: Session, order_id: int, name: str, *, principal: Princi
                                              name=prior.transition), details={"field": "Idempotency-Key"})
                 event = db.get(OrderEvent, prior.event_id)
                 db.commit()  # nothing was changed; ends the transaction (and its lock) without expiring what was read
-                return Applied(order=order, event=event, repeated=True)  # type: ignore[arg-type]
-        actor = actor_kind(principal)
-        if actor not in transition.actors:
-            raise TransitionForbidden(gettext("Your role may not do “%(action)s” on orders.", action=transition.label),
-                                      details={"transition": name, "status": order.status})
+                return Applied(order=order, event=event, repeated=True,  # type: ignore[arg-type]
+                               response=prior.response)
         if order.status not in transition.sources:
             raise IllegalTransition(
                 gettext("The order is %(status)s; it cannot be %(action)s.", status=STATE_LABELS[order.status],
@@ -305,7 +351,7 @@ def apply_transition(db: Session, order_id: int, name: str, *, principal: Princi
             order.tracking_number, order.carrier = tracking_number, carrier
             details = {"tracking_number": tracking_number, "carrier": carrier}
         if transition.stock:
-            _adjust_stock(db, order, transition.stock)
+            _adjust_stock(db, order, transition.stock, principal)
         from_status = order.status
         order.status = transition.target
         order.updated_at = at
@@ -317,14 +363,15 @@ def apply_transition(db: Session, order_id: int, name: str, *, principal: Princi
         event = _event(order, from_status, name, transition.target, principal, at=at, reason=reason, details=details)
         db.add(event)
         db.flush()
+        response = respond(order) if respond else None
         if idempotency_key:
             db.add(OrderRequest(order_id=order.id, idempotency_key=idempotency_key, transition=name,
-                                event_id=event.id))
+                                event_id=event.id, response=response))
         db.commit()
     except Exception:
         db.rollback()
         raise
-    return Applied(order=order, event=event)
+    return Applied(order=order, event=event, response=response)
 
 
 def _past(name: str) -> str:
@@ -353,7 +400,7 @@ def apply_bulk(db: Session, order_ids: list[int], name: str, *, principal: Princ
             continue
         try:
             apply_transition(db, order_id, name, principal=principal, reason=reason)
-        except (IllegalTransition, OrderError, TransitionForbidden) as exc:
+        except PortalError as exc:
             result.failed.append((numbers[order_id], exc.message))
         else:
             result.done.append(numbers[order_id])

@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 import uuid
+from urllib.parse import parse_qsl
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_babel import get_locale, gettext, ngettext
 from flask_login import current_user
-from sqlalchemy import select
+from werkzeug.datastructures import MultiDict
 
 from portal.accounts.models import Merchant
 from portal.accounts.queries import emails_by_id, merchant_names_by_id
@@ -17,8 +18,9 @@ from portal.jobs.services import enqueue
 from portal.orders import services
 from portal.orders.forms import BulkForm, ExportForm, TransitionForm
 from portal.orders.machine import PUBLIC_TRANSITIONS, STATES, available_to
-from portal.orders.models import Order, OrderEvent
-from portal.orders.queries import OrderFilters, at_risk_hours, desk_counts, orders as orders_query
+from portal.orders.models import Order
+from portal.orders.queries import OrderFilters, at_risk_hours, desk_counts, history, merchant_choices
+from portal.orders.queries import orders as orders_query
 from portal.pagination import paginate
 from portal.tenancy import current_principal, get_or_404
 
@@ -36,8 +38,7 @@ def index():
     principal = current_principal()
     page = paginate(db, orders_query(filters, principal), request.args.get("page", 1, type=int), per_page=50)
     merchants = merchant_names_by_id(db, (o.merchant_id for o in page.items)) if current_user.is_staff else {}
-    all_merchants = (db.execute(select(Merchant.id, Merchant.name).order_by(Merchant.name)).tuples().all()
-                     if current_user.is_staff else [])
+    all_merchants = merchant_choices(db) if current_user.is_staff else []
     return render_template(
         "orders/index.html", page=page, filters=filters, states=STATES, merchants=merchants,
         all_merchants=all_merchants, counts=desk_counts(db, principal, filters.merchant_id),
@@ -49,12 +50,12 @@ def index():
 @roles_required(*MERCHANT)
 def bulk():
     form = BulkForm()
-    back = request.form.get("back") or ""
-    target = url_for("orders.index") + (("?" + back) if back and not back.startswith(("/", "http")) else "")
+    # Back to the list as it was filtered: rebuilt from the filters, never a URL taken from the form.
+    target = url_for("orders.index", **OrderFilters.from_args(MultiDict(parse_qsl(request.form.get("back", "")))).as_args())
     if not form.validate_on_submit():
         flash(gettext("Choose accept or refuse."), "danger")
         return redirect(target)
-    ids = [int(v) for v in request.form.getlist("order_id") if v.isdigit()][:500]
+    ids = [int(v) for v in request.form.getlist("order_id") if v.isdecimal() and v.isascii()][:500]
     if not ids:
         flash(gettext("Tick the orders first."), "warning")
         return redirect(target)
@@ -78,8 +79,7 @@ def bulk():
 @roles_required(*READERS)
 def show(order_id: int):
     order = get_or_404(Order, order_id)
-    events = db.scalars(select(OrderEvent).where(OrderEvent.order_id == order.id)
-                        .order_by(OrderEvent.at, OrderEvent.id)).all()
+    events = history(db, order)
     actors = emails_by_id(db, (e.actor_user_id for e in events))
     merchant = db.get(Merchant, order.merchant_id)
     actions = available_to(order, services.actor_kind(current_principal()))

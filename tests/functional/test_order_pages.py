@@ -666,3 +666,32 @@ def test_export_is_written_in_the_language_the_user_chose(app, client, factory, 
     data = _export(auth, app, "csv")
     header = next(csv.reader(io.StringIO(data.decode("utf-8-sig"))))
     assert "Статус" in header and "Создан" in header and "Status" not in header
+
+
+def test_an_order_export_is_downloaded_only_by_whoever_asked_for_it(app, client, factory, auth):
+    from portal.jobs.services import get_runner
+
+    a = shop(app, factory)
+    post_order(client, a)
+    operator = factory.user("operator_admin")
+    auth.login(operator.email)
+    response = auth.post("/orders/export", {"format": "csv"}, csrf_page="/orders")
+    job_path = response.headers["Location"]
+    get_runner(app).wait(timeout=30)
+    assert auth.client.get(job_path + "/download").status_code == 200
+    auth.logout()
+    manager = factory.user("category_manager")
+    auth.login(manager.email)
+    assert auth.client.get(job_path + "/download").status_code == 404
+
+
+def test_odd_digits_and_line_breaks_in_the_desks_parameters_change_nothing_and_break_nothing(app, client, factory, auth):
+    a = shop(app, factory)
+    order_id = post_order(client, a).get_json()["id"]
+    auth.login(a.admin.email)
+    assert auth.client.get("/orders?merchant=%C2%B2").status_code == 200
+    response = auth.post("/orders/bulk", {"action": "accept", "order_id": ["²", str(order_id)],
+                                          "back": "status=open\r\nLocation: https://evil.example"}, csrf_page="/orders")
+    assert response.status_code == 302
+    assert response.headers["Location"].startswith("/orders") and "evil" not in response.headers["Location"]
+    assert order_status(app, order_id) == "accepted"

@@ -172,3 +172,53 @@ def test_the_openapi_document_describes_the_order_routes(client):
     paths = client.get("/api/v1/openapi.json").get_json()["paths"]
     assert {"/api/v1/orders", "/api/v1/orders/{order_id}", "/api/v1/orders/{order_id}/{transition}"} <= set(paths)
     assert "post" in paths["/api/v1/orders"] and "get" in paths["/api/v1/orders"]
+
+
+def test_a_repeat_gets_the_first_answer_even_after_the_order_moved_on(client, s):
+    order_id = post_order(client, s).get_json()["id"]
+    headers = {**bearer(s.merchant_secret), "Idempotency-Key": "k-accept"}
+    first = client.post(f"/api/v1/orders/{order_id}/accept", headers=headers).get_json()
+    client.post(f"/api/v1/orders/{order_id}/ship", headers=bearer(s.merchant_secret))
+    again = client.post(f"/api/v1/orders/{order_id}/accept", headers=headers)
+    assert (again.status_code, again.get_json()) == (200, first)
+    assert first["status"] == "accepted"
+
+
+def test_idempotency_keys_do_not_let_a_merchant_replay_the_marketplaces_transitions(client, s):
+    order_id = post_order(client, s).get_json()["id"]
+    client.post(f"/api/v1/orders/{order_id}/accept", headers=bearer(s.merchant_secret))
+    client.post(f"/api/v1/orders/{order_id}/ship", headers=bearer(s.merchant_secret))
+    key = {"Idempotency-Key": "deliver-1"}
+    assert client.post(f"/api/v1/orders/{order_id}/deliver", headers={**bearer(s.operator_secret), **key}).status_code == 200
+    assert client.post(f"/api/v1/orders/{order_id}/deliver", headers={**bearer(s.merchant_secret), **key}).status_code == 403
+    too_long = client.post(f"/api/v1/orders/{order_id}/return", json={"reason": "брак"},
+                           headers={**bearer(s.operator_secret), "Idempotency-Key": "x" * 129})
+    assert too_long.status_code == 422
+
+
+def test_a_retry_writing_the_same_times_in_another_zone_is_the_same_order(client, s):
+    payload = order_payload(s, created_at="2026-11-20T13:00:00+03:00", ship_by="2026-11-22T10:00:00Z")
+    first = client.post("/api/v1/orders", json=payload, headers=bearer(s.operator_secret))
+    retry = dict(payload, created_at="2026-11-20T10:00:00Z", ship_by="2026-11-22T13:00:00+03:00",
+                 shipping_address={**payload["shipping_address"], "country": "ru"})
+    again = client.post("/api/v1/orders", json=retry, headers=bearer(s.operator_secret))
+    assert (first.status_code, again.status_code, again.get_json()["id"]) == (201, 200, first.get_json()["id"])
+
+
+def test_a_merchant_token_naming_another_merchant_still_lists_only_its_own_orders(client, app, factory, s):
+    other = shop(app, factory)
+    post_order(client, other)
+    mine = post_order(client, s).get_json()["id"]
+    for slug in (other.slug, "no-such-shop"):
+        response = client.get(f"/api/v1/orders?merchant={slug}", headers=bearer(s.merchant_secret))
+        assert response.status_code == 200
+        assert [o["id"] for o in response.get_json()["items"]] == [mine]
+
+
+def test_the_next_link_is_built_from_the_query_not_echoed(client, s):
+    for _ in range(2):
+        post_order(client, s)
+    response = client.get("/api/v1/orders?limit=1&_external=0&status=awaiting_acceptance", headers=bearer(s.merchant_secret))
+    assert response.status_code == 200
+    next_url = response.get_json()["next"]
+    assert "status=awaiting_acceptance" in next_url and "_external" not in next_url

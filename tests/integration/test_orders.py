@@ -414,3 +414,96 @@ def test_orders_and_transitions_racing_on_shared_products_keep_stock_exact(app, 
     open_ = sum(1 for i in range(12) if i % 3 == 2)
     for sku in ("A-1", "B-2"):
         assert stock_of(app, s.merchant.id, sku) == (30 - shipped, open_)
+
+
+# -- orders beside bulk catalog writes ----------------------------------------------------------
+
+
+def _bulk_writer(app, merchant_id: int):
+    """A transaction that writes the merchant's products in bulk as an upload does: catalog lock first."""
+    from portal.catalog.bulk import lock_merchant_catalog
+
+    ctx = app.app_context()
+    ctx.push()
+    db = get_session()
+    lock_merchant_catalog(db, merchant_id)
+    return ctx, db
+
+
+def _product_id(app, merchant_id: int, sku: str) -> int:
+    with app.app_context():
+        return get_session().scalar(select(Product.id).where(Product.merchant_id == merchant_id, Product.sku == sku))
+
+
+def test_a_shipment_during_an_upload_waits_for_it_and_is_not_undone(app, s):
+    import time
+
+    order_id = _order_in(app, s, "accepted")
+    tea = _product_id(app, s.merchant.id, "TEA-1")
+    ctx, db = _bulk_writer(app, s.merchant.id)
+    results: list[Any] = []
+    try:
+        seen = db.scalar(select(Product.stock).where(Product.id == tea))
+        worker = threading.Thread(target=lambda: results.append(
+            _outcome(lambda: fire(app, order_id, "ship", merchant_principal(s)))))
+        worker.start()
+        time.sleep(0.5)  # give the shipment the chance to overtake the upload, which it must not take
+        db.execute(Product.__table__.update().where(Product.id == tea).values(stock=seen))
+        db.commit()
+    finally:
+        ctx.pop()
+    worker.join(timeout=60)
+    assert isinstance(results[0], services.Applied), results
+    assert stock_of(app, s.merchant.id, "TEA-1") == (9, 0)
+
+
+def test_an_order_for_products_an_upload_is_writing_waits_instead_of_deadlocking(app, factory):
+    import time
+
+    s = shop(app, factory, {"A-1": 10, "B-2": 10})
+    a, b = _product_id(app, s.merchant.id, "A-1"), _product_id(app, s.merchant.id, "B-2")
+    ctx, db = _bulk_writer(app, s.merchant.id)
+    results: list[Any] = []
+    try:
+        db.execute(Product.__table__.update().where(Product.id == b).values(title="B, first chunk"))
+        worker = threading.Thread(target=lambda: results.append(
+            _outcome(lambda: create(app, _data(s, [("A-1", 1), ("B-2", 1)])))))
+        worker.start()
+        time.sleep(0.5)  # the order would lock A-1 now and wait for B-2, were it not waiting for the upload
+        db.execute(Product.__table__.update().where(Product.id == a).values(title="A, second chunk"))
+        db.commit()
+    finally:
+        ctx.pop()
+    worker.join(timeout=60)
+    assert isinstance(results[0], services.Intake), results
+    assert stock_of(app, s.merchant.id, "A-1") == (10, 1)
+
+
+def _outcome(work: Callable[[], Any]) -> Any:
+    try:
+        return work()
+    except Exception as exc:  # the outcome is what is checked
+        return exc
+
+
+def test_after_a_shipment_the_merchants_own_stock_figure_uploaded_again_is_applied(app, s):
+    order_id = _order_in(app, s, "accepted")
+    fire(app, order_id, "ship", merchant_principal(s))
+    assert stock_of(app, s.merchant.id, "TEA-1") == (9, 0)
+    result = import_file(app, s.merchant.id, csv_bytes([["sku", "title", "price", "stock"], ["TEA-1", "Товар TEA-1", "100", "10"]]))
+    assert (result["updated"], result["unchanged"]) == (1, 0)
+    assert stock_of(app, s.merchant.id, "TEA-1") == (10, 0)
+    with app.app_context():
+        from portal.catalog.models import ProductEvent
+
+        events = get_session().scalars(select(ProductEvent).where(ProductEvent.source == "order")).all()
+    assert [e.changes["stock"] for e in events] == [[10, 9]]
+
+
+def test_an_order_whose_total_the_portal_cannot_hold_is_refused(app, factory):
+    s = shop(app, factory, {"GOLD": 10})
+    data = _data(s, [("GOLD", 2)])
+    data["lines"][0]["unit_price"] = Decimal("999999999999.99")
+    with pytest.raises(OrderError) as caught:
+        create(app, data)
+    assert caught.value.details["field"] == "lines"
