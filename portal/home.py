@@ -10,6 +10,7 @@ from portal.audit import AuditEvent
 from portal.db import session as db
 from portal.jobs.models import Job
 from portal.category_mapping.queries import merchant_summary
+from portal.orders.queries import desk_counts
 from portal.tenancy import current_principal, scope, scoped_select
 
 bp = Blueprint("home", __name__)
@@ -30,9 +31,10 @@ def index():
     if current_user.role in ("merchant_admin", "operator_admin"):
         recent_events = db.scalars(scoped_select(AuditEvent).order_by(AuditEvent.at.desc()).limit(8)).all()
     catalog = merchant_summary(db, current_principal()) if current_user.is_merchant_user else None
+    orders = desk_counts(db, current_principal()) if current_user.is_merchant_user else None
     return render_template(
         f"home/{current_user.role}.html", figures=figures, recent_jobs=recent_jobs, recent_events=recent_events,
-        catalog=catalog,
+        catalog=catalog, orders=orders,
     )
 
 

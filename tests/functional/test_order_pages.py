@@ -4,7 +4,6 @@ from __future__ import annotations
 import csv
 import html
 import io
-import os
 import re
 from datetime import datetime, timedelta, timezone
 
@@ -695,3 +694,15 @@ def test_odd_digits_and_line_breaks_in_the_desks_parameters_change_nothing_and_b
     assert response.status_code == 302
     assert response.headers["Location"].startswith("/orders") and "evil" not in response.headers["Location"]
     assert order_status(app, order_id) == "accepted"
+
+
+def test_the_merchants_home_shows_open_orders_with_links_to_the_desk(app, client, factory, auth):
+    a = shop(app, factory)
+    post_order(client, a)
+    post_order(client, a, ship_by=(datetime.now(timezone.utc) + timedelta(hours=2)).isoformat(),
+               acceptance_deadline=(datetime.now(timezone.utc) + timedelta(hours=1)).isoformat())
+    auth.login(a.admin.email)
+    html = auth.client.get("/").get_data(as_text=True)
+    assert re.search(r'id="figure-awaiting">2<', html)
+    assert re.search(r'id="figure-at-risk">1<', html)
+    assert "/orders?at_risk=1" in html
