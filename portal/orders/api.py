@@ -165,7 +165,7 @@ class Orders(MethodView):
             if filters.merchant_id is None:
                 raise OrderError(gettext("There is no merchant %(slug)s.", slug=query["merchant"]),
                                  details={"field": "merchant"})
-        stmt = orders_query(filters).order_by(None).order_by(Order.id).where(Order.id > query["after"])
+        stmt = orders_query(filters, db=db).order_by(None).order_by(Order.id).where(Order.id > query["after"])
         items = list(db.scalars(stmt.options(selectinload(Order.lines)).limit(query["limit"])))
         slugs = merchant_slugs(db, {o.merchant_id for o in items})
         next_url = None

@@ -20,6 +20,12 @@ class Order(Base):
         # The expiry job and the at-risk filter look at open orders by their deadlines.
         Index("ix_orders_status_deadline", "status", "acceptance_deadline"),
         Index("ix_orders_merchant_status_ship_by", "merchant_id", "status", "ship_by"),
+        # Search by a part of the buyer's name or the start of an order number: trigram indexes on PostgreSQL
+        # (pg_trgm); elsewhere plain ones.
+        Index("ix_orders_buyer_name_trgm", "buyer_name", postgresql_using="gin",
+              postgresql_ops={"buyer_name": "gin_trgm_ops"}),
+        Index("ix_orders_order_number_trgm", "order_number", postgresql_using="gin",
+              postgresql_ops={"order_number": "gin_trgm_ops"}),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -71,7 +71,7 @@ def _when(value: datetime | None) -> str:
 def rows(db: Session, filters: OrderFilters, principal: Principal) -> Iterator[list[Any]]:
     """The rows of the filtered list, a batch of orders and their lines at a time."""
     slugs = dict(db.execute(select(Merchant.id, Merchant.slug)).tuples().all()) if principal.is_staff else {}
-    ids = list(db.scalars(orders_query(filters, principal).with_only_columns(Order.id)))
+    ids = list(db.scalars(orders_query(filters, principal, db=db).with_only_columns(Order.id)))
     for start in range(0, len(ids), BATCH):
         chunk = ids[start:start + BATCH]
         by_id = {o.id: o for o in db.scalars(select(Order).where(Order.id.in_(chunk)))}

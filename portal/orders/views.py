@@ -36,7 +36,7 @@ READERS = (*MERCHANT, "operator_admin")
 def index():
     filters = OrderFilters.from_args(request.args)
     principal = current_principal()
-    page = paginate(db, orders_query(filters, principal), request.args.get("page", 1, type=int), per_page=50)
+    page = paginate(db, orders_query(filters, principal, db=db), request.args.get("page", 1, type=int), per_page=50)
     merchants = merchant_names_by_id(db, (o.merchant_id for o in page.items)) if current_user.is_staff else {}
     all_merchants = merchant_choices(db) if current_user.is_staff else []
     return render_template(

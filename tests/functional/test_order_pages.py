@@ -706,3 +706,15 @@ def test_the_merchants_home_shows_open_orders_with_links_to_the_desk(app, client
     assert re.search(r'id="figure-awaiting">2<', html)
     assert re.search(r'id="figure-at-risk">1<', html)
     assert "/orders?at_risk=1" in html
+
+
+def test_a_search_matching_more_orders_than_it_looks_up_by_id_still_finds_them_all(app, client, factory, auth, monkeypatch):
+    from portal.orders import queries
+
+    a = shop(app, factory)
+    for number in ("WB-2001", "WB-2002", "WB-2003"):
+        _post(client, a, [("TEA-1", 1)], number=number)
+    auth.login(a.admin.email)
+    monkeypatch.setattr(queries, "SEARCH_IDS", 2)
+    assert set(_listed(auth, q="WB-2")) == {"WB-2001", "WB-2002", "WB-2003"}
+    assert _listed(auth, q="WB-2002") == ["WB-2002"]
