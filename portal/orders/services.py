@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 from flask import current_app, has_app_context
 from flask_babel import gettext
-from sqlalchemy import select
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
@@ -155,6 +155,17 @@ def _repeat(order: Order, fingerprint: str) -> Intake:
     return Intake(order=order, created=False)
 
 
+def _taken(db: Session, order_number: str) -> int | None:
+    return db.scalar(scope(select(Order.id), Order, SYSTEM_PRINCIPAL).where(Order.order_number == order_number))
+
+
+def _forget_reservations(db: Session, product_ids: set[int]) -> None:
+    """Products this session loaded before read their reservations again (they were changed around the ORM)."""
+    for item in list(db.identity_map.values()):
+        if isinstance(item, Product) and item.id in product_ids:
+            db.expire(item, ["reserved"])
+
+
 def _existing(db: Session, order_number: str) -> Order | None:
     return db.scalar(scoped_select(Order, SYSTEM_PRINCIPAL).where(Order.order_number == order_number)
                      .execution_options(populate_existing=True))
@@ -171,10 +182,10 @@ def create_order(db: Session, data: dict[str, Any], *, principal: Principal, now
     """
     now = now or utcnow()
     fingerprint = request_hash(data)
-    existing = _existing(db, data["order_number"])
-    if existing is not None:
-        return _repeat(existing, fingerprint)
-    merchant = db.scalar(select(Merchant).where(Merchant.slug == data["merchant"]))
+    if _taken(db, data["order_number"]) is not None:
+        return _repeat(_existing(db, data["order_number"]), fingerprint)  # type: ignore[arg-type]
+    merchant = db.execute(select(Merchant.id, Merchant.slug, Merchant.is_active)
+                          .where(Merchant.slug == data["merchant"])).first()
     if merchant is None:
         raise _invalid(gettext("There is no merchant %(slug)s.", slug=data["merchant"]), "merchant")
     if not merchant.is_active:
@@ -185,16 +196,17 @@ def create_order(db: Session, data: dict[str, Any], *, principal: Principal, now
     skus = [line["sku"] for line in lines]
     as_merchant = Principal(role="system", merchant_id=merchant.id)
 
+    # Plain statements rather than the ORM's unit of work: intake is the portal's busiest write.
     begin_write(db)
     try:
         share_merchant_catalog(db, merchant.id)
-        by_sku = {p.sku: p for p in db.scalars(
-            scoped_select(Product, as_merchant).where(Product.sku.in_(skus)).order_by(Product.id)
-            .with_for_update().execution_options(populate_existing=True))}
-        existing = _existing(db, data["order_number"])
-        if existing is not None:
+        by_sku = {p.sku: p for p in db.execute(
+            scope(select(Product.id, Product.sku, Product.title, Product.status, Product.stock, Product.reserved,
+                         Product.currency), Product, as_merchant)
+            .where(Product.sku.in_(skus)).order_by(Product.id).with_for_update())}
+        if _taken(db, data["order_number"]) is not None:
             db.rollback()
-            return _repeat(existing, fingerprint)
+            return _repeat(_existing(db, data["order_number"]), fingerprint)  # type: ignore[arg-type]
         for index, sku in enumerate(skus):
             product = by_sku.get(sku)
             if product is None:
@@ -203,9 +215,10 @@ def create_order(db: Session, data: dict[str, Any], *, principal: Principal, now
             if product.status != "active":
                 raise _invalid(gettext("Line %(n)d: the product %(sku)s is inactive and cannot be ordered.",
                                        n=index + 1, sku=sku), f"lines[{index}].sku", sku=sku)
+        available = {sku: p.stock - p.reserved for sku, p in by_sku.items()}
         short = [{"line": index + 1, "sku": line["sku"], "requested": line["quantity"],
-                  "available": max(0, by_sku[line["sku"]].available)}
-                 for index, line in enumerate(lines) if line["quantity"] > by_sku[line["sku"]].available]
+                  "available": max(0, available[line["sku"]])}
+                 for index, line in enumerate(lines) if line["quantity"] > available[line["sku"]]]
         if short:
             raise StockShort(
                 gettext("Not enough stock for %(lines)s.", lines=", ".join(
@@ -221,15 +234,25 @@ def create_order(db: Session, data: dict[str, Any], *, principal: Principal, now
             ship_by=ship_by, received_at=now, updated_at=now,
             buyer_name=address["name"], buyer_phone=address.get("phone") or "", country=address["country"].upper(),
             city=address["city"], postal_code=address.get("postal_code") or "", line1=address["line1"],
-            lines=[OrderLine(product_id=by_sku[line["sku"]].id, sku=line["sku"], title=by_sku[line["sku"]].title,
-                             quantity=line["quantity"], unit_price=line["unit_price"]) for line in lines],
         )
-        for line in lines:
-            by_sku[line["sku"]].reserved += line["quantity"]
-        db.add(order)
-        db.flush()
-        db.add(_event(order, None, "create", "awaiting_acceptance", principal, at=created))
+        columns = {c.key: getattr(order, c.key) for c in Order.__table__.columns if c.key not in ("id",)}
+        order.id = db.execute(insert(Order.__table__).values(**{k: v for k, v in columns.items() if v is not None})
+                              .returning(Order.__table__.c.id)).scalar_one()
+        order.lines = [OrderLine(order_id=order.id, product_id=by_sku[line["sku"]].id, sku=line["sku"],
+                                 title=by_sku[line["sku"]].title, quantity=line["quantity"],
+                                 unit_price=line["unit_price"]) for line in lines]
+        db.execute(insert(OrderLine.__table__), [
+            {"order_id": order.id, "product_id": line.product_id, "sku": line.sku, "title": line.title,
+             "quantity": line.quantity, "unit_price": line.unit_price} for line in order.lines])
+        products = Product.__table__
+        db.execute(update(products).where(products.c.id == bindparam("pid"))
+                   .values(reserved=products.c.reserved + bindparam("quantity")),
+                   [{"pid": line.product_id, "quantity": line.quantity} for line in order.lines])
+        event = _event(order, None, "create", "awaiting_acceptance", principal, at=created)
+        db.execute(insert(OrderEvent.__table__).values(
+            **{c.key: getattr(event, c.key) for c in OrderEvent.__table__.columns if c.key != "id"}))
         db.commit()
+        _forget_reservations(db, {line.product_id for line in order.lines})
     except (OrderError, StockShort):
         db.rollback()
         raise
