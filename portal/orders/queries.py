@@ -104,24 +104,27 @@ def _search_condition(q: str) -> Any:
 def _search_ids(db: Session, filters: OrderFilters, principal: Principal | None) -> list[int] | None:
     """The ids of the orders the search matches, or None when they are too many to be worth listing."""
     q, like = filters.q, _escape(filters.q)
-    ways = [select(Order.id).where(Order.order_number == q),
-            select(OrderLine.order_id).where(OrderLine.sku == q)]
+    exact = _narrowed(select(Order.id).where(Order.order_number == q), filters, principal)
+    found = db.scalar(exact)
+    if found is not None:
+        return [found]  # an order number typed in full means that order, whatever else would match
+    ways = [select(OrderLine.order_id).where(OrderLine.sku == q)]
     if len(q) >= MIN_PREFIX:
         ways.append(select(Order.id).where(Order.order_number.ilike(f"{like}%", escape="\\")))
     if len(q) >= MIN_SUBSTRING:
         ways.append(select(Order.id).where(Order.buyer_name.ilike(f"%{like}%", escape="\\")))
-    narrowed = []
-    for way in ways:
-        # Each way confined to the principal's merchant (and the chosen one), so that it stays small.
-        table = way.get_final_froms()[0]
-        if table is OrderLine.__table__:
-            way = way.join(Order, Order.id == OrderLine.order_id)
-        way = scope(way, Order, principal)
-        if filters.merchant_id is not None:
-            way = way.where(Order.merchant_id == filters.merchant_id)
-        narrowed.append(way)
-    ids = list(db.scalars(union(*narrowed).limit(SEARCH_IDS + 1)))
+    ids = list(db.scalars(union(*(_narrowed(way, filters, principal) for way in ways)).limit(SEARCH_IDS + 1)))
     return ids if len(ids) <= SEARCH_IDS else None
+
+
+def _narrowed(way: Select[Any], filters: OrderFilters, principal: Principal | None) -> Select[Any]:
+    """A search way confined to the principal's merchant (and the chosen one), so that it stays small."""
+    if way.get_final_froms()[0] is OrderLine.__table__:
+        way = way.join(Order, Order.id == OrderLine.order_id)
+    way = scope(way, Order, principal)
+    if filters.merchant_id is not None:
+        way = way.where(Order.merchant_id == filters.merchant_id)
+    return way
 
 
 def at_risk(stmt: Select[Any], *, now: datetime | None = None) -> Select[Any]:
