@@ -16,7 +16,7 @@ from portal.extensions import ErrorSchema
 from portal.orders import services
 from portal.orders.exceptions import OrderError
 from portal.orders.machine import STATES
-from portal.orders.models import Order
+from portal.orders.models import Order, OrderEvent
 from portal.orders.queries import OrderFilters, history, merchant_id_by_slug, merchant_slugs, orders as orders_query
 from portal.tenancy import current_principal, get_or_404
 

@@ -8,7 +8,6 @@ import re
 from datetime import datetime, timedelta, timezone
 
 import fastexcel
-import pytest
 
 from portal.jobs.services import get_runner
 from tests.support.auth import csrf_from
