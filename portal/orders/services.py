@@ -137,6 +137,9 @@ def _check_input(data: dict[str, Any], now: datetime) -> tuple[datetime, datetim
         raise _invalid(gettext("The order's total is more than the portal can hold (%(max)s).", max=f"{MAX_PRICE:,.2f}"),
                        "lines")
     created = data.get("created_at") or now
+    if created > now + timedelta(hours=1):
+        # An order from the future would never reach its deadline: a clock or a field is wrong.
+        raise _invalid(gettext("The order's creation time is in the future."), "created_at")
     deadline = data.get("acceptance_deadline") or created + timedelta(hours=_hours("ORDER_ACCEPTANCE_HOURS", 24))
     ship_by = data.get("ship_by") or max(deadline, created + timedelta(hours=_hours("ORDER_SHIP_HOURS", 48)))
     if deadline < created:

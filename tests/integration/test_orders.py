@@ -162,6 +162,9 @@ def test_an_inactive_product_an_unknown_or_a_deactivated_merchant_takes_no_order
 
 def test_deadlines_out_of_order_are_refused(app, s):
     with pytest.raises(OrderError) as caught:
+        create(app, _data(s, created_at=NOW + timedelta(days=2)))
+    assert caught.value.details["field"] == "created_at"
+    with pytest.raises(OrderError) as caught:
         create(app, _data(s, created_at=NOW, acceptance_deadline=NOW - timedelta(hours=1)))
     assert caught.value.details["field"] == "acceptance_deadline"
     with pytest.raises(OrderError) as caught:
