@@ -10,7 +10,8 @@ from flask_login import current_user
 
 from portal.auth import ROLE_LABELS
 from portal.jobs.services import job_label
-from portal.orders.machine import OPEN_STATES, STATE_COLOURS, STATE_LABELS
+from portal.orders.machine import STATE_COLOURS, STATE_LABELS
+from portal.orders.queries import is_at_risk
 
 CATALOG_NAV = [("catalog.products", _l("Products")), ("catalog.uploads", _l("Uploads")),
                ("category_mapping.categories", _l("Categories"))]
@@ -93,16 +94,6 @@ def order_status_label(status: str) -> Any:
     return STATE_LABELS.get(status, status)
 
 
-def order_at_risk(order: Any) -> bool:
-    """Open and due to ship within the at-risk window (or already late)."""
-    from datetime import datetime, timedelta, timezone
-
-    from portal.orders.queries import at_risk_hours
-
-    limit = datetime.now(timezone.utc) + timedelta(hours=at_risk_hours())
-    return order.status in OPEN_STATES and order.ship_by <= limit
-
-
 def nav_items() -> list[tuple[str, Any]]:
     return NAVIGATION.get(current_user.role, []) if current_user.is_authenticated else []
 
@@ -129,5 +120,5 @@ def init_app(app: Flask) -> None:
         order_status_label=order_status_label,
         order_status_colour=lambda status: STATE_COLOURS.get(status, "secondary"),
         order_event_label=lambda name: ORDER_EVENT_LABELS.get(name, name),
-        order_at_risk=order_at_risk,
+        order_at_risk=is_at_risk,
     )

@@ -127,10 +127,18 @@ def _narrowed(way: Select[Any], filters: OrderFilters, principal: Principal | No
     return way
 
 
+def _risk_limit(now: datetime | None) -> datetime:
+    return (now or datetime.now(timezone.utc)) + timedelta(hours=at_risk_hours())
+
+
 def at_risk(stmt: Select[Any], *, now: datetime | None = None) -> Select[Any]:
     """Open orders whose ship-by is within the at-risk window (or already past)."""
-    limit = (now or datetime.now(timezone.utc)) + timedelta(hours=at_risk_hours())
-    return stmt.where(Order.status.in_(OPEN_STATES), Order.ship_by <= limit)
+    return stmt.where(Order.status.in_(OPEN_STATES), Order.ship_by <= _risk_limit(now))
+
+
+def is_at_risk(order: Order, now: datetime | None = None) -> bool:
+    """The same rule for one order already loaded (the badges of the desk and the order page)."""
+    return order.status in OPEN_STATES and order.ship_by <= _risk_limit(now)
 
 
 def _escape(text: str) -> str:

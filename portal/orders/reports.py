@@ -21,7 +21,7 @@ from portal.orders.models import Order, OrderLine
 from portal.orders.queries import OrderFilters, orders as orders_query
 from portal.reports import safe_cell
 from portal.storage_access import get_storage
-from portal.tenancy import Principal
+from portal.tenancy import Principal, scoped_select
 
 BATCH = 2000
 CONTENT_TYPES = {"csv": "text/csv",
@@ -74,7 +74,7 @@ def rows(db: Session, filters: OrderFilters, principal: Principal) -> Iterator[l
     ids = list(db.scalars(orders_query(filters, principal, db=db).with_only_columns(Order.id)))
     for start in range(0, len(ids), BATCH):
         chunk = ids[start:start + BATCH]
-        by_id = {o.id: o for o in db.scalars(select(Order).where(Order.id.in_(chunk)))}
+        by_id = {o.id: o for o in db.scalars(scoped_select(Order, principal).where(Order.id.in_(chunk)))}
         lines: dict[int, list[str]] = {}
         for line in db.scalars(select(OrderLine).where(OrderLine.order_id.in_(chunk)).order_by(OrderLine.id)):
             lines.setdefault(line.order_id, []).append(f"{line.sku} × {line.quantity}")

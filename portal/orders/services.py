@@ -307,8 +307,9 @@ def _adjust_stock(db: Session, order: Order, effect: str, principal: Principal) 
     quantities: dict[int, int] = {}
     for line in order.lines:
         quantities[line.product_id] = quantities.get(line.product_id, 0) + line.quantity
-    products = db.scalars(select(Product).where(Product.id.in_(quantities)).order_by(Product.id).with_for_update()
-                          .execution_options(populate_existing=True))
+    owner = Principal(role="system", merchant_id=order.merchant_id)
+    products = db.scalars(scoped_select(Product, owner).where(Product.id.in_(quantities)).order_by(Product.id)
+                          .with_for_update().execution_options(populate_existing=True))
     for product in products:
         quantity = quantities[product.id]
         product.reserved = max(0, product.reserved - quantity)
