@@ -57,6 +57,14 @@ def scope(stmt: Select[Any], model: Any, principal: Principal | None = None) -> 
     return stmt.where(_merchant_column(model) == principal.merchant_id)
 
 
+def scope_sql(column: str, principal: Principal) -> tuple[str, dict[str, Any]]:
+    """The same rule for a statement written in SQL: a condition on ``column`` and its parameter, in the
+    driver's ``%(name)s`` style (staff: a condition that always holds)."""
+    if principal.merchant_id is None:
+        return "TRUE", {}
+    return f"{column} = %(tenant_merchant_id)s", {"tenant_merchant_id": principal.merchant_id}
+
+
 def scoped_select(model: type[T], principal: Principal | None = None) -> Select[tuple[T]]:
     return scope(select(model), model, principal)
 

@@ -11,7 +11,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from flask import current_app
 from flask_babel import gettext
-from sqlalchemy import select
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
 from portal import audit
@@ -298,8 +298,18 @@ def revoke_token(db: Session, token: ApiToken, *, actor: Principal) -> ApiToken:
     return token
 
 
-def authenticate_token(db: Session, secret: str) -> ApiToken:
-    token = db.scalar(select(ApiToken).where(ApiToken.token_hash == hash_secret(secret)))
+# Every API call starts here: one row of columns (no objects), from a statement built once.
+_TOKEN_LOOKUP = (
+    select(ApiToken.id, ApiToken.merchant_id, ApiToken.expires_at, ApiToken.revoked_at, ApiToken.last_used_at,
+           Merchant.is_active.label("merchant_active"))
+    .outerjoin(Merchant, Merchant.id == ApiToken.merchant_id)
+    .where(ApiToken.token_hash == bindparam("token_hash"))
+)
+
+
+def authenticate_token(db: Session, secret: str) -> Principal:
+    """The principal of a bearer token: an operator token is staff, a merchant's is its merchant's admin."""
+    token = db.connection().execute(_TOKEN_LOOKUP, {"token_hash": hash_secret(secret)}).first()
     now = utcnow()
     if token is None:
         raise InvalidToken(gettext("The API token is not valid."))
@@ -307,15 +317,11 @@ def authenticate_token(db: Session, secret: str) -> ApiToken:
         raise InvalidToken(gettext("The API token has been revoked."))
     if token.expires_at is not None and token.expires_at <= now:
         raise InvalidToken(gettext("The API token has expired."))
-    if token.merchant is not None and not token.merchant.is_active:
+    if token.merchant_id is not None and not token.merchant_active:
         raise InvalidToken(gettext("The merchant of this API token is deactivated."))
     # Written at most once a minute, so that busy clients do not turn every read into a write.
     if token.last_used_at is None or now - token.last_used_at > timedelta(minutes=1):
-        token.last_used_at = now
+        db.execute(update(ApiToken).where(ApiToken.id == token.id).values(last_used_at=now))
         db.commit()
-    return token
-
-
-def token_principal(token: ApiToken) -> Principal:
-    role = "operator_admin" if token.is_operator else "merchant_admin"
+    role = "merchant_admin" if token.merchant_id is not None else "operator_admin"
     return Principal(role=role, merchant_id=token.merchant_id, token_id=token.id)

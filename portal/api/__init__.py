@@ -10,7 +10,7 @@ from flask_babel import gettext
 from flask_smorest import Blueprint
 
 from portal.accounts.exceptions import InvalidToken
-from portal.accounts.services import authenticate_token, token_principal
+from portal.accounts.services import authenticate_token
 from portal.db import session as db
 from portal.errors import PortalError
 from portal.extensions import csrf
@@ -26,8 +26,7 @@ def authenticate_request() -> None:
     scheme, _, secret = header.partition(" ")
     if scheme.lower() != "bearer" or not secret.strip():
         raise InvalidToken(gettext("Send an API token as `Authorization: Bearer <token>`."), code="missing_token")
-    token = authenticate_token(db, secret.strip())
-    g.api_principal = token_principal(token)
+    g.api_principal = authenticate_token(db, secret.strip())
 
 
 def api_blueprint(name: str, import_name: str, url_prefix: str = "", **kwargs: Any) -> Blueprint:

@@ -125,6 +125,11 @@ def _copy(cursor: Any, table: str, columns: list[str], payload: bytes) -> None:
         copy.write(payload)
 
 
+def catalog_lock_key(merchant_id: int) -> int:
+    """The advisory lock of a merchant's catalog on PostgreSQL (taken exclusive by bulk writers, shared by orders)."""
+    return 0x50C0_0000 + merchant_id
+
+
 def lock_merchant_catalog(db: Session, merchant_id: int) -> None:
     """One writer of a merchant's catalog in bulk at a time, until the transaction ends.
 
@@ -135,7 +140,7 @@ def lock_merchant_catalog(db: Session, merchant_id: int) -> None:
     lock, taken now rather than at the first write.
     """
     if _is_postgres(db):
-        db.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": 0x50C0_0000 + merchant_id})
+        db.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": catalog_lock_key(merchant_id)})
     else:
         begin_write(db)
 
@@ -143,7 +148,7 @@ def lock_merchant_catalog(db: Session, merchant_id: int) -> None:
 def share_merchant_catalog(db: Session, merchant_id: int) -> None:
     """Wait for a bulk write of the merchant's catalog to end, and keep one from starting, until commit."""
     if _is_postgres(db):
-        db.execute(text("SELECT pg_advisory_xact_lock_shared(:key)"), {"key": 0x50C0_0000 + merchant_id})
+        db.execute(text("SELECT pg_advisory_xact_lock_shared(:key)"), {"key": catalog_lock_key(merchant_id)})
 
 
 def insert_events(db: Session, events: Sequence[dict[str, Any]]) -> None:

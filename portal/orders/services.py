@@ -18,7 +18,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
 from portal.accounts.models import Merchant
-from portal.catalog.bulk import share_merchant_catalog
+from portal.catalog.bulk import catalog_lock_key, share_merchant_catalog
 from portal.catalog.models import Product
 from portal.catalog.services import consume_stock
 from portal.db import begin_write, utcnow
@@ -33,7 +33,7 @@ from portal.orders.exceptions import (
 )
 from portal.orders.machine import MARKETPLACE, MERCHANT, SYSTEM, STATE_LABELS, TRANSITIONS, allowed_from
 from portal.orders.models import Order, OrderEvent, OrderLine, OrderRequest
-from portal.tenancy import Principal, scope, scoped_select
+from portal.tenancy import Principal, scope, scope_sql, scoped_select
 
 log = logging.getLogger(__name__)
 F = TypeVar("F", bound=Callable[..., Any])
@@ -158,10 +158,6 @@ def _repeat(order: Order, fingerprint: str) -> Intake:
     return Intake(order=order, created=False)
 
 
-def _taken(db: Session, order_number: str) -> int | None:
-    return db.scalar(scope(select(Order.id), Order, SYSTEM_PRINCIPAL).where(Order.order_number == order_number))
-
-
 def _forget_reservations(db: Session, product_ids: set[int]) -> None:
     """Products this session loaded before read their reservations again (they were changed around the ORM)."""
     for item in list(db.identity_map.values()):
@@ -174,99 +170,214 @@ def _existing(db: Session, order_number: str) -> Order | None:
                      .execution_options(populate_existing=True))
 
 
+_MERCHANT_LOOKUP = select(Merchant.id, Merchant.is_active).where(Merchant.slug == bindparam("slug"))
+
+
+def _new_order(db: Session, data: dict[str, Any], fingerprint: str, now: datetime) -> Order:
+    """The order as posted, checked for everything but its products (no currency, no lines yet)."""
+    merchant = db.connection().execute(_MERCHANT_LOOKUP, {"slug": data["merchant"]}).first()
+    if merchant is None:
+        raise _invalid(gettext("There is no merchant %(slug)s.", slug=data["merchant"]), "merchant")
+    if not merchant.is_active:
+        raise _invalid(gettext("The merchant %(slug)s is deactivated and takes no orders.", slug=data["merchant"]),
+                       "merchant")
+    created, deadline, ship_by = _check_input(data, now)
+    lines, address = data["lines"], data["shipping_address"]
+    return Order(
+        merchant_id=merchant.id, order_number=data["order_number"], request_hash=fingerprint,
+        status="awaiting_acceptance", total=sum((line["unit_price"] * line["quantity"] for line in lines), Decimal("0")),
+        units=sum(line["quantity"] for line in lines), created_at=created, acceptance_deadline=deadline,
+        ship_by=ship_by, received_at=now, updated_at=now,
+        buyer_name=address["name"], buyer_phone=address.get("phone") or "", country=address["country"].upper(),
+        city=address["city"], postal_code=address.get("postal_code") or "", line1=address["line1"],
+    )
+
+
+def _check_lines(lines: list[dict[str, Any]], by_sku: dict[str, Any]) -> None:
+    """Every line names an active product of the merchant with enough available stock (``by_sku``: the
+    locked products' ``status`` and ``available``), else the first unknown or inactive one (422) or every
+    short one (409)."""
+    for index, line in enumerate(lines):
+        product = by_sku.get(line["sku"])
+        if product is None:
+            raise _invalid(gettext("Line %(n)d: the merchant has no product with the SKU %(sku)s.", n=index + 1,
+                                   sku=line["sku"]), f"lines[{index}].sku", sku=line["sku"])
+        if product.status != "active":
+            raise _invalid(gettext("Line %(n)d: the product %(sku)s is inactive and cannot be ordered.",
+                                   n=index + 1, sku=line["sku"]), f"lines[{index}].sku", sku=line["sku"])
+    short = [{"line": index + 1, "sku": line["sku"], "requested": line["quantity"],
+              "available": max(0, by_sku[line["sku"]].available)}
+             for index, line in enumerate(lines) if line["quantity"] > by_sku[line["sku"]].available]
+    if short:
+        raise StockShort(
+            gettext("Not enough stock for %(lines)s.", lines=", ".join(
+                gettext("%(sku)s (ordered %(requested)d, available %(available)d)", sku=item["sku"],
+                        requested=item["requested"], available=item["available"]) for item in short)),
+            details={"lines": short})
+
+
+def _with_lines(order: Order, lines: list[dict[str, Any]], by_sku: dict[str, Any]) -> Order:
+    order.currency = by_sku[lines[0]["sku"]].currency
+    order.lines = [OrderLine(order_id=order.id, product_id=by_sku[line["sku"]].id, sku=line["sku"],
+                             title=by_sku[line["sku"]].title, quantity=line["quantity"],
+                             unit_price=line["unit_price"]) for line in lines]
+    return order
+
+
 @retry_on_deadlock
 def create_order(db: Session, data: dict[str, Any], *, principal: Principal, now: datetime | None = None) -> Intake:
     """Store a posted order and reserve its lines, or answer with the order stored before under its number.
 
     Products are locked (``FOR UPDATE``, by id, the same order everywhere) before availability is read, so
     concurrent orders for the last units queue on the rows and none oversells; on SQLite the write lock is
-    taken first instead. The order number is looked up again under the lock: a simultaneous repeat of the
-    same order waits for the first and then returns it.
+    taken first instead. A repeat of a stored order (the same number) answers with the stored order even
+    when the order could not be taken now; a simultaneous repeat waits for the first and then returns it.
     """
     now = now or utcnow()
     fingerprint = request_hash(data)
-    if _taken(db, data["order_number"]) is not None:
-        return _repeat(_existing(db, data["order_number"]), fingerprint)  # type: ignore[arg-type]
-    merchant = db.execute(select(Merchant.id, Merchant.slug, Merchant.is_active)
-                          .where(Merchant.slug == data["merchant"])).first()
-    if merchant is None:
-        raise _invalid(gettext("There is no merchant %(slug)s.", slug=data["merchant"]), "merchant")
-    if not merchant.is_active:
-        raise _invalid(gettext("The merchant %(slug)s is deactivated and takes no orders.", slug=merchant.slug),
-                       "merchant")
-    created, deadline, ship_by = _check_input(data, now)
-    lines = data["lines"]
-    skus = [line["sku"] for line in lines]
-    as_merchant = Principal(role="system", merchant_id=merchant.id)
-
-    # Plain statements rather than the ORM's unit of work: intake is the portal's busiest write.
-    begin_write(db)
     try:
-        share_merchant_catalog(db, merchant.id)
-        by_sku = {p.sku: p for p in db.execute(
-            scope(select(Product.id, Product.sku, Product.title, Product.status, Product.stock, Product.reserved,
-                         Product.currency), Product, as_merchant)
-            .where(Product.sku.in_(skus)).order_by(Product.id).with_for_update())}
-        if _taken(db, data["order_number"]) is not None:
-            db.rollback()
-            return _repeat(_existing(db, data["order_number"]), fingerprint)  # type: ignore[arg-type]
-        for index, sku in enumerate(skus):
-            product = by_sku.get(sku)
-            if product is None:
-                raise _invalid(gettext("Line %(n)d: the merchant has no product with the SKU %(sku)s.", n=index + 1,
-                                       sku=sku), f"lines[{index}].sku", sku=sku)
-            if product.status != "active":
-                raise _invalid(gettext("Line %(n)d: the product %(sku)s is inactive and cannot be ordered.",
-                                       n=index + 1, sku=sku), f"lines[{index}].sku", sku=sku)
-        available = {sku: p.stock - p.reserved for sku, p in by_sku.items()}
-        short = [{"line": index + 1, "sku": line["sku"], "requested": line["quantity"],
-                  "available": max(0, available[line["sku"]])}
-                 for index, line in enumerate(lines) if line["quantity"] > available[line["sku"]]]
-        if short:
-            raise StockShort(
-                gettext("Not enough stock for %(lines)s.", lines=", ".join(
-                    gettext("%(sku)s (ordered %(requested)d, available %(available)d)", sku=item["sku"],
-                            requested=item["requested"], available=item["available"]) for item in short)),
-                details={"lines": short})
-        address = data["shipping_address"]
-        order = Order(
-            merchant_id=merchant.id, order_number=data["order_number"], request_hash=fingerprint,
-            status="awaiting_acceptance", currency=by_sku[skus[0]].currency,
-            total=sum((line["unit_price"] * line["quantity"] for line in lines), Decimal("0")),
-            units=sum(line["quantity"] for line in lines), created_at=created, acceptance_deadline=deadline,
-            ship_by=ship_by, received_at=now, updated_at=now,
-            buyer_name=address["name"], buyer_phone=address.get("phone") or "", country=address["country"].upper(),
-            city=address["city"], postal_code=address.get("postal_code") or "", line1=address["line1"],
-        )
-        columns = {c.key: getattr(order, c.key) for c in Order.__table__.columns if c.key not in ("id",)}
-        order.id = db.execute(insert(Order.__table__).values(**{k: v for k, v in columns.items() if v is not None})
-                              .returning(Order.__table__.c.id)).scalar_one()
-        order.lines = [OrderLine(order_id=order.id, product_id=by_sku[line["sku"]].id, sku=line["sku"],
-                                 title=by_sku[line["sku"]].title, quantity=line["quantity"],
-                                 unit_price=line["unit_price"]) for line in lines]
-        db.execute(insert(OrderLine.__table__), [
-            {"order_id": order.id, "product_id": line.product_id, "sku": line.sku, "title": line.title,
-             "quantity": line.quantity, "unit_price": line.unit_price} for line in order.lines])
-        products = Product.__table__
-        db.execute(update(products).where(products.c.id == bindparam("pid"))
-                   .values(reserved=products.c.reserved + bindparam("quantity")),
-                   [{"pid": line.product_id, "quantity": line.quantity} for line in order.lines])
-        event = _event(order, None, "create", "awaiting_acceptance", principal, at=created)
-        db.execute(insert(OrderEvent.__table__).values(
-            **{c.key: getattr(event, c.key) for c in OrderEvent.__table__.columns if c.key != "id"}))
-        db.commit()
-        _forget_reservations(db, {line.product_id for line in order.lines})
+        order = _new_order(db, data, fingerprint, now)
+        if db.get_bind().dialect.name == "postgresql":
+            created = _store_in_one_statement(db, order, data["lines"], principal)
+        else:
+            created = _store_under_write_lock(db, order, data["lines"], principal)
     except (OrderError, StockShort):
-        db.rollback()
-        raise
-    except IntegrityError:
-        # The same number committed by another process between our look and our insert.
         db.rollback()
         existing = _existing(db, data["order_number"])
         if existing is None:
             raise
         return _repeat(existing, fingerprint)
-    return Intake(order=order, created=True)
+    if created is None:
+        return _repeat(_existing(db, data["order_number"]), fingerprint)  # type: ignore[arg-type]
+    _forget_reservations(db, {line.product_id for line in created.lines})
+    return Intake(order=created, created=True)
+
+
+# PostgreSQL: intake is the portal's busiest write, so it is one statement (one round trip, prepared by the
+# driver after a few uses): wait for a bulk write of the merchant's catalog to end (the shared advisory lock
+# of ``portal.catalog.bulk``), lock the lines' products in id order, and only if every line names an active
+# product with enough available stock insert the order (or nothing, if its number is taken), its lines and
+# its first event, and add the lines to the products' reservations. Its answer is the locked products with
+# the new order's id, or no id: then the caller finds out why (number taken, SKU unknown, stock short).
+# Read-committed locking re-reads a product changed by a transaction it waited for, and the reservation
+# update adds to the newest reservation, so concurrent orders queue on the rows and none oversells.
+_INTAKE_SQL = """
+WITH catalog AS (
+    SELECT pg_advisory_xact_lock_shared(%(catalog_lock)s) AS waited
+), wanted AS (
+    SELECT w.sku, w.quantity, w.unit_price, w.n
+    FROM unnest(%(skus)s::text[], %(quantities)s::int[], %(prices)s::numeric[]) WITH ORDINALITY
+         AS w(sku, quantity, unit_price, n)
+), locked AS (
+    SELECT p.id, p.sku, p.title, p.status, p.stock - p.reserved AS available, p.currency
+    FROM products p CROSS JOIN catalog
+    WHERE {tenant} AND p.sku = ANY(%(skus)s::text[])
+    ORDER BY p.id
+    FOR UPDATE OF p
+), fits AS (
+    SELECT count(*) = %(line_count)s AND coalesce(bool_and(l.status = 'active' AND l.available >= w.quantity),
+                                                  false) AS ok
+    FROM wanted w JOIN locked l ON l.sku = w.sku
+), new_order AS (
+    INSERT INTO orders (merchant_id, order_number, request_hash, status, currency, total, units, created_at,
+                        acceptance_deadline, ship_by, received_at, updated_at, buyer_name, buyer_phone, country,
+                        city, postal_code, line1)
+    SELECT %(merchant_id)s, %(order_number)s, %(request_hash)s, %(status)s,
+           (SELECT l.currency FROM locked l WHERE l.sku = (%(skus)s::text[])[1]), %(total)s, %(units)s,
+           %(created_at)s, %(acceptance_deadline)s, %(ship_by)s, %(received_at)s, %(updated_at)s, %(buyer_name)s,
+           %(buyer_phone)s, %(country)s, %(city)s, %(postal_code)s, %(line1)s
+    FROM fits WHERE fits.ok
+    ON CONFLICT (order_number) DO NOTHING
+    RETURNING id
+), new_lines AS (
+    INSERT INTO order_lines (order_id, product_id, sku, title, quantity, unit_price)
+    SELECT o.id, l.id, w.sku, l.title, w.quantity, w.unit_price
+    FROM new_order o CROSS JOIN wanted w JOIN locked l ON l.sku = w.sku
+    ORDER BY w.n
+), reserved AS (
+    UPDATE products p SET reserved = p.reserved + w.quantity
+    FROM new_order o CROSS JOIN wanted w JOIN locked l ON l.sku = w.sku
+    WHERE p.id = l.id
+), first_event AS (
+    INSERT INTO order_events (order_id, merchant_id, at, transition, to_status, actor_kind, actor_user_id,
+                              actor_token_id, details)
+    SELECT o.id, %(merchant_id)s, %(created_at)s, 'create', %(status)s, %(actor_kind)s, %(actor_user_id)s,
+           %(actor_token_id)s, '{{}}'
+    FROM new_order o
+)
+SELECT (SELECT id FROM new_order) AS order_id, l.id, l.sku, l.title, l.status, l.available, l.currency
+FROM locked l
+"""
+
+
+def _store_in_one_statement(db: Session, order: Order, lines: list[dict[str, Any]],
+                            principal: Principal) -> Order | None:
+    tenant, tenant_params = scope_sql("p.merchant_id", Principal(role="system", merchant_id=order.merchant_id))
+    event = _event(order, None, "create", order.status, principal, at=order.created_at)
+    params = {
+        **tenant_params, "catalog_lock": catalog_lock_key(order.merchant_id),
+        "skus": [line["sku"] for line in lines], "quantities": [line["quantity"] for line in lines],
+        "prices": [line["unit_price"] for line in lines], "line_count": len(lines),
+        "actor_kind": event.actor_kind, "actor_user_id": event.actor_user_id, "actor_token_id": event.actor_token_id,
+        **{key: getattr(order, key) for key in (
+            "merchant_id", "order_number", "request_hash", "status", "total", "units", "created_at",
+            "acceptance_deadline", "ship_by", "received_at", "updated_at", "buyer_name", "buyer_phone", "country",
+            "city", "postal_code", "line1")},
+    }
+    sql = _INTAKE_SQL.format(tenant=tenant)
+    for _attempt in range(3):
+        rows = db.connection().exec_driver_sql(sql, params).all()
+        order_id = rows[0].order_id if rows else None
+        if order_id is not None:
+            db.commit()
+            order.id = order_id
+            return _with_lines(order, lines, {row.sku: row for row in rows})
+        db.rollback()
+        if _existing(db, order.order_number) is not None:
+            return None
+        _check_lines(lines, {row.sku: row for row in rows})
+        # Every line fitted, yet nothing was stored and no order has the number: a simultaneous order under
+        # the same number was rolled back while this one waited for it. Posting it again is safe.
+    raise RuntimeError(f"order {order.order_number} could not be stored")
+
+
+def _store_under_write_lock(db: Session, order: Order, lines: list[dict[str, Any]],
+                            principal: Principal) -> Order | None:
+    """Any other database (SQLite): take the write lock, read the products, then write in plain statements."""
+    begin_write(db)
+    try:
+        share_merchant_catalog(db, order.merchant_id)
+        products = Product.__table__
+        by_sku = {p.sku: p for p in db.execute(
+            scope(select(Product.id, Product.sku, Product.title, Product.status,
+                         (Product.stock - Product.reserved).label("available"), Product.currency), Product,
+                  Principal(role="system", merchant_id=order.merchant_id))
+            .where(Product.sku.in_([line["sku"] for line in lines])).order_by(Product.id).with_for_update())}
+        if db.scalar(scope(select(Order.id), Order, SYSTEM_PRINCIPAL).where(Order.order_number == order.order_number)):
+            db.rollback()
+            return None
+        _check_lines(lines, by_sku)
+        _with_lines(order, lines, by_sku)
+        columns = {c.key: getattr(order, c.key) for c in Order.__table__.columns if c.key != "id"}
+        order.id = db.execute(insert(Order.__table__).values(**{k: v for k, v in columns.items() if v is not None})
+                              .returning(Order.__table__.c.id)).scalar_one()
+        db.execute(insert(OrderLine.__table__), [
+            {"order_id": order.id, "product_id": line.product_id, "sku": line.sku, "title": line.title,
+             "quantity": line.quantity, "unit_price": line.unit_price} for line in order.lines])
+        db.execute(update(products).where(products.c.id == bindparam("pid"))
+                   .values(reserved=products.c.reserved + bindparam("quantity")),
+                   [{"pid": line.product_id, "quantity": line.quantity} for line in order.lines])
+        event = _event(order, None, "create", order.status, principal, at=order.created_at)
+        db.execute(insert(OrderEvent.__table__).values(
+            **{c.key: getattr(event, c.key) for c in OrderEvent.__table__.columns if c.key != "id"}))
+        db.commit()
+    except IntegrityError:
+        # The same number committed by another process between our look and our insert.
+        db.rollback()
+        if _existing(db, order.order_number) is None:
+            raise
+        return None
+    return order
 
 
 # -- transitions -------------------------------------------------------------------------------

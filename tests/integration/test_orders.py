@@ -184,6 +184,32 @@ def test_the_same_order_posted_again_is_stored_once_and_another_order_under_its_
     assert stock_of(app, s.merchant.id, "TEA-1") == (10, 2)
 
 
+def test_a_repeat_answers_with_the_stored_order_even_when_it_could_not_be_taken_now(app, s):
+    data = _data(s, [("CUP-2", 5)])
+    first = create(app, data)
+    assert stock_of(app, s.merchant.id, "CUP-2") == (5, 5)  # nothing left to sell
+    assert create(app, dict(data)).order.id == first.order.id
+    import_file(app, s.merchant.id, csv_bytes([["sku", "title", "price", "stock"], ["TEA-1", "Товар TEA-1", "100", "10"]]),
+                deactivate_missing=True)  # CUP-2 is inactive now
+    assert create(app, dict(data)).order.id == first.order.id
+    other = dict(data, lines=[{"sku": "CUP-2", "quantity": 1, "unit_price": Decimal("100.00")}])
+    with pytest.raises(PortalError) as caught:
+        create(app, other)
+    assert caught.value.code == "order_number_conflict"  # the number, not the product, is what is wrong
+    with app.app_context():
+        from portal.accounts.models import Merchant
+
+        get_session().get(Merchant, s.merchant.id).is_active = False
+        get_session().commit()
+    assert create(app, dict(data)).order.id == first.order.id  # the merchant deactivated since
+    with pytest.raises(PortalError) as caught:
+        create(app, other)
+    assert caught.value.code == "order_number_conflict"
+    with app.app_context():
+        stored = get_session().scalar(select(func.count()).select_from(Order).where(Order.merchant_id == s.merchant.id))
+    assert stored == 1 and stock_of(app, s.merchant.id, "CUP-2") == (5, 5)
+
+
 def test_defaults_give_a_day_to_accept_and_two_to_ship(app, s):
     created = datetime(2026, 11, 1, 9, tzinfo=timezone.utc)
     order = create(app, _data(s, created_at=created)).order
