@@ -55,6 +55,8 @@ def retry_on_deadlock(func: F) -> F:
 
     @functools.wraps(func)
     def wrapped(db: Session, *args: Any, **kwargs: Any) -> Any:
+        if kwargs.get("commit", True) is False:
+            return func(db, *args, **kwargs)  # part of the caller's transaction: the caller decides on retries
         for attempt in range(3):
             try:
                 return func(db, *args, **kwargs)
@@ -433,12 +435,14 @@ def _adjust_stock(db: Session, order: Order, effect: str, principal: Principal) 
 def apply_transition(db: Session, order_id: int, name: str, *, principal: Principal, reason: str | None = None,
                      tracking_number: str | None = None, carrier: str | None = None,
                      idempotency_key: str | None = None, at: datetime | None = None,
-                     respond: Callable[[Order], dict[str, Any]] | None = None) -> Applied:
+                     respond: Callable[[Order], dict[str, Any]] | None = None, commit: bool = True) -> Applied:
     """Fire ``name`` on the order: lock it, check who and from which state, record the event, adjust stock, commit.
 
     Two people clicking at once queue on the order's row lock; the second finds the state changed and
     gets :class:`IllegalTransition`. A repeat carrying the idempotency key of an applied transition gets
     the first result back instead: ``respond(order)`` is kept with the key and returned to repeats.
+    With ``commit=False`` the change is flushed into the caller's transaction (a shipment's handover ships
+    all its orders or none); on a failure the caller's whole transaction is rolled back.
     """
     transition = TRANSITIONS.get(name)
     if transition is None:
@@ -505,7 +509,10 @@ def apply_transition(db: Session, order_id: int, name: str, *, principal: Princi
         if idempotency_key:
             db.add(OrderRequest(order_id=order.id, idempotency_key=idempotency_key, transition=name,
                                 event_id=event.id, response=response))
-        db.commit()
+        if commit:
+            db.commit()
+        else:
+            db.flush()
     except Exception:
         db.rollback()
         raise
