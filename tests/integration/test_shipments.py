@@ -277,3 +277,24 @@ def test_a_draft_can_be_thrown_away_and_its_orders_shipped_otherwise(app, s):
     with app.app_context():
         assert get_session().get(Shipment, shipment_id) is None
     assert _build(app, s, [order_id])
+
+
+def test_the_documents_of_a_shipment_are_built_from_its_packages(app, s):
+    from portal.shipping.paperwork import DOCUMENTS, render, shipment_doc
+
+    order_id = _accepted(app, s, [("TEA-1", 3), ("CUP-2", 1)])
+    shipment_id = _build(app, s, [order_id])
+    package = _shipment(app, shipment_id).packages[0]
+    tea = next(line for line in package.lines if line.quantity == 3)
+    _call(app, services.split_package, package.id, {tea.order_line_id: 1}, principal=_merchant(s))
+    _pack_all(app, s, shipment_id)
+    with app.app_context():
+        db = get_session()
+        shipment = db.get(Shipment, shipment_id)
+        doc = shipment_doc(db, shipment, "ru")
+        assert [p.code for p in doc.packages] == [p.code for p in shipment.packages]
+        assert [p.index for p in doc.packages] == [1, 2] and doc.packages[0].ship_to.name == "Анна Смирнова"
+        assert dict(doc.orders[0].packages_of_line)["TEA-1"] == tuple(p.code for p in shipment.packages)
+        assert doc.packages[1].tracking_number == f"{int(CDEK_TRACKING) + 1:010d}"
+        for name in DOCUMENTS:
+            assert render(db, shipment, name, "ru").startswith(b"%PDF")
