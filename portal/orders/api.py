@@ -84,7 +84,8 @@ class OrderSchema(Schema):
     closed_at = fields.String(allow_none=True)
     closed_by = fields.String(allow_none=True)
     reason = fields.String(allow_none=True)
-    carrier = fields.String(allow_none=True)
+    carrier = fields.String(allow_none=True, metadata={"description": "the carrier's code (orders shipped before "
+                                                                      "carriers were configured: its name)"})
     tracking_number = fields.String(allow_none=True)
     lines = fields.List(fields.Nested(LineSchema))
     shipping_address = fields.Nested(AddressSchema)
@@ -110,8 +111,12 @@ class OrderQuerySchema(Schema):
 class TransitionSchema(Schema):
     reason = fields.String(load_default=None, validate=validate.Length(max=1000),
                            metadata={"description": "required to refuse, cancel and return"})
-    tracking_number = fields.String(load_default=None, validate=validate.Length(max=64))
-    carrier = fields.String(load_default=None, validate=validate.Length(max=64))
+    tracking_number = fields.String(load_default=None, validate=validate.Length(max=64),
+                                    metadata={"description": "required to ship; must match one of the carrier's "
+                                                             "formats"})
+    carrier = fields.String(load_default=None, validate=validate.Length(max=64),
+                            metadata={"description": "required to ship: the code of an active carrier, e.g. cdek "
+                                                     "(operators configure them)"})
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -196,10 +201,13 @@ class OrderTransition(MethodView):
     @blp.alt_response(403, schema=ErrorSchema, description="The token's side may not fire this transition")
     @blp.alt_response(409, schema=ErrorSchema, description="Not allowed from the order's current state "
                                                            "(details.status)")
-    @blp.alt_response(422, schema=ErrorSchema, description="A reason is missing, or the idempotency key was used "
-                                                           "for another transition")
+    @blp.alt_response(422, schema=ErrorSchema, description="A reason is missing, the carrier is not an active "
+                                                           "carrier's code (details.field carrier, details.carriers), "
+                                                           "the tracking number is missing or not in the carrier's "
+                                                           "format (details.field tracking_number), or the "
+                                                           "idempotency key was used for another transition")
     def post(self, body, order_id: int, transition: str):
-        """Accept, refuse (reason), cancel (reason), ship (tracking number, carrier), deliver or return (reason).
+        """Accept, refuse (reason), cancel (reason), ship (carrier code, tracking number), deliver or return (reason).
 
         Send an `Idempotency-Key` header to make a retry safe: a repeat with the same key gets the first
         answer. Merchants accept, refuse, cancel and ship; the marketplace cancels, delivers and returns.

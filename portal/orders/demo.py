@@ -8,15 +8,17 @@ from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 
+from flask_babel import gettext
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from portal.accounts.models import ApiToken, Merchant, User
 from portal.catalog.models import Product
 from portal.db import utcnow
-from portal.orders.exceptions import OrderNumberTaken, StockShort
+from portal.orders.exceptions import OrderError, OrderNumberTaken, StockShort
 from portal.orders.models import Order
 from portal.orders.services import SYSTEM_PRINCIPAL, apply_transition, create_order
+from portal.shipping.carriers import active_carriers, load_default_carriers
 from portal.tenancy import Principal
 
 # What becomes of an order. Accepted orders come in three kinds so that the at-risk list has something
@@ -96,7 +98,8 @@ def _boxberry_tracking(rng: random.Random) -> str:
     return "BB" + str(rng.randint(10_000_000, 99_999_999))
 
 
-CARRIERS = (("СДЭК", 5, _cdek_tracking), ("Почта России", 3, _post_tracking), ("Boxberry", 2, _boxberry_tracking))
+# Default carriers (``portal.shipping.carriers``) by code, how often merchants use them, and numbers in their formats.
+CARRIERS = (("cdek", 5, _cdek_tracking), ("russian_post", 3, _post_tracking), ("boxberry", 2, _boxberry_tracking))
 
 
 @dataclass
@@ -148,7 +151,8 @@ def seed_orders(db: Session, merchant: Merchant, count: int, seed: int, *, admin
         "marketplace": _marketplace(db),
         "system": SYSTEM_PRINCIPAL,
     }
-    plans = [_plan(rng, fate, now) for fate in _fates(count)]
+    carriers = _demo_carriers(db)
+    plans = [_plan(rng, fate, now, carriers) for fate in _fates(count)]
     _allocate_lines(rng, plans, products)
     plans = sorted((plan for plan in plans if plan.lines), key=lambda plan: plan.created)
     created = False
@@ -168,6 +172,17 @@ def seed_orders(db: Session, merchant: Merchant, count: int, seed: int, *, admin
         for name, at, who, extra in plan.steps:
             apply_transition(db, intake.order.id, name, principal=principals[who], at=at, **extra)
     return created
+
+
+def _demo_carriers(db: Session) -> tuple[tuple[str, int, Any], ...]:
+    """The demo's carriers that are active, the default set loaded first (an operator's edits stay)."""
+    load_default_carriers(db)
+    active = {carrier.code for carrier in active_carriers(db)}
+    usable = tuple(item for item in CARRIERS if item[0] in active)
+    if not usable:
+        raise OrderError(gettext("The demo orders are shipped with %(codes)s; activate one of these carriers.",
+                                 codes=", ".join(c[0] for c in CARRIERS)), details={"field": "carrier"})
+    return usable
 
 
 def _marketplace(db: Session) -> Principal:
@@ -244,12 +259,13 @@ def _address(rng: random.Random) -> dict[str, str]:
     }
 
 
-def _tracking(rng: random.Random) -> dict[str, Any]:
-    carrier, _, make = rng.choices(CARRIERS, weights=[c[1] for c in CARRIERS])[0]
+def _tracking(rng: random.Random, carriers: tuple[tuple[str, int, Any], ...] = CARRIERS) -> dict[str, Any]:
+    carrier, _, make = rng.choices(carriers, weights=[c[1] for c in carriers])[0]
     return {"carrier": carrier, "tracking_number": make(rng)}
 
 
-def _plan(rng: random.Random, fate: str, now: datetime) -> _Plan:
+def _plan(rng: random.Random, fate: str, now: datetime,
+          carriers: tuple[tuple[str, int, Any], ...] = CARRIERS) -> _Plan:
     """The order's times: accepted within hours, shipped by its ship-by (now and then after), delivered days later.
 
     Every moment stays before ``now``; open orders are recent enough that their deadlines are still
@@ -300,7 +316,7 @@ def _plan(rng: random.Random, fate: str, now: datetime) -> _Plan:
     else:
         shipped = _between(rng, accepted + _hours(2), ship_by - _hours(0.5))
     shipped = max(accepted + _hours(1), min(shipped, latest - _hours(1)))
-    plan.steps.append(("ship", shipped, "merchant", _tracking(rng)))
+    plan.steps.append(("ship", shipped, "merchant", _tracking(rng, carriers)))
     if fate == SHIPPED:
         return plan
 

@@ -12,7 +12,9 @@ class TransitionForm(FlaskForm):
 
     idempotency_key = HiddenField(validators=[Optional(), Length(max=128)])
     reason = TextAreaField(_l("Reason"), validators=[Optional(), Length(max=1000)])
-    carrier = StringField(_l("Carrier"), validators=[Optional(), Length(max=64)])
+    # The active carriers' codes, filled in by the view; any code is let through to the service, which names
+    # the valid ones when it is not one of them.
+    carrier = SelectField(_l("Carrier"), choices=[], validate_choice=False, validators=[Optional(), Length(max=64)])
     tracking_number = StringField(_l("Tracking number"), validators=[Optional(), Length(max=64)])
 
 

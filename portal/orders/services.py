@@ -33,6 +33,8 @@ from portal.orders.exceptions import (
 )
 from portal.orders.machine import MARKETPLACE, MERCHANT, SYSTEM, STATE_LABELS, TRANSITIONS, allowed_from
 from portal.orders.models import Order, OrderEvent, OrderLine, OrderRequest
+from portal.shipping.carriers import active_carriers, carrier_by_code, tracking_problem
+from portal.shipping.models import Carrier
 from portal.tenancy import Principal, scope, scope_sql, scoped_select
 
 log = logging.getLogger(__name__)
@@ -490,6 +492,12 @@ def apply_transition(db: Session, order_id: int, name: str, *, principal: Princi
             if tracking_number and len(tracking_number) > 64 or carrier and len(carrier) > 64:
                 raise OrderError(gettext("The carrier and the tracking number have at most 64 characters."),
                                  details={"field": "tracking_number"})
+            chosen = _shipping_carrier(db, carrier)
+            problem = tracking_problem(chosen, tracking_number)
+            if problem:
+                raise OrderError(problem, details={"field": "tracking_number", "carrier": chosen.code,
+                                                   "formats": list(chosen.tracking_patterns)})
+            carrier = chosen.code
             order.tracking_number, order.carrier = tracking_number, carrier
             details = {"tracking_number": tracking_number, "carrier": carrier}
         if transition.stock:
@@ -517,6 +525,23 @@ def apply_transition(db: Session, order_id: int, name: str, *, principal: Princi
         db.rollback()
         raise
     return Applied(order=order, event=event, response=response)
+
+
+def _shipping_carrier(db: Session, code: str | None) -> Carrier:
+    """The active configured carrier ``code`` names; else a 422 that lists the codes that would do."""
+    carrier = carrier_by_code(db, code.lower()) if code else None  # codes are lowercase
+    if carrier is not None and carrier.is_active:
+        return carrier
+    codes = sorted(c.code for c in active_carriers(db))
+    listed = ", ".join(codes) or "—"
+    if not code:
+        message = gettext("Say which carrier ships the order: one of %(codes)s.", codes=listed)
+    elif carrier is None:
+        message = gettext("There is no carrier %(code)s; the carriers are %(codes)s.", code=code, codes=listed)
+    else:
+        message = gettext("The carrier %(code)s is not active; the active carriers are %(codes)s.", code=code,
+                          codes=listed)
+    raise OrderError(message, details={"field": "carrier", "carriers": codes})
 
 
 def _past(name: str) -> str:

@@ -8,6 +8,7 @@ from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_babel import get_locale, gettext, ngettext
 from flask_login import current_user
 from werkzeug.datastructures import MultiDict
+from wtforms import SelectChoice
 
 from portal.accounts.models import Merchant
 from portal.accounts.queries import emails_by_id, merchant_names_by_id
@@ -22,6 +23,7 @@ from portal.orders.models import Order
 from portal.orders.queries import OrderFilters, at_risk_hours, desk_counts, history, merchant_choices
 from portal.orders.queries import orders as orders_query
 from portal.pagination import paginate
+from portal.shipping.carriers import active_carriers, carrier_by_code, describe_patterns, tracking_link
 from portal.tenancy import current_principal, get_or_404
 
 bp = Blueprint("orders", __name__, url_prefix="/orders", template_folder="templates")
@@ -83,8 +85,16 @@ def show(order_id: int):
     actors = emails_by_id(db, (e.actor_user_id for e in events))
     merchant = db.get(Merchant, order.merchant_id)
     actions = available_to(order, services.actor_kind(current_principal()))
+    form = TransitionForm(idempotency_key=uuid.uuid4().hex)
+    carriers = active_carriers(db) if any(action.tracking for action in actions) else []
+    form.carrier.choices = [SelectChoice("", gettext("— choose the carrier —"))] + [
+        SelectChoice(c.code, c.name) for c in carriers]
+    # Orders shipped before carriers were configured data hold a free-text name: shown as it is.
+    carrier = carrier_by_code(db, order.carrier) if order.carrier else None
     return render_template("orders/show.html", order=order, events=events, actors=actors, merchant=merchant,
-                           actions=actions, form=TransitionForm(idempotency_key=uuid.uuid4().hex))
+                           actions=actions, form=form, carriers=carriers, carrier=carrier,
+                           tracking_url=tracking_link(carrier, order.tracking_number) if carrier else None,
+                           describe_patterns=describe_patterns)
 
 
 @bp.post("/<int:order_id>/<any(" + ", ".join(PUBLIC_TRANSITIONS) + "):transition>")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+from urllib.parse import quote
 from datetime import datetime, timedelta, timezone
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -75,7 +76,7 @@ def describe_patterns(carrier: Carrier) -> str:
 def tracking_link(carrier: Carrier, number: str | None) -> str | None:
     if not number or "{tracking}" not in (carrier.tracking_url or ""):
         return None
-    return carrier.tracking_url.replace("{tracking}", number)
+    return carrier.tracking_url.replace("{tracking}", quote(number, safe=""))
 
 
 def next_cutoff(carrier: Carrier, now: datetime | None = None) -> datetime | None:

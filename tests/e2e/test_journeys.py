@@ -19,7 +19,7 @@ MERCHANT_STAFF = "staff@technomir.example"
 OPERATOR = "operator@marketplace.example"
 CYRILLIC = re.compile(r"[А-Яа-яЁё]")
 OPERATOR_NAV = ["Home", "Merchants", "Products", "Uploads", "Categories", "Orders", "Requests", "Weak spots", "Taxonomy",
-                "PIM export", "Users", "API tokens", "Audit log"]
+                "PIM export", "Carriers", "Users", "API tokens", "Audit log"]
 
 
 def sign_in(page: Page, email: str, password: str = DEMO_PASSWORD) -> None:
@@ -325,10 +325,14 @@ def test_merchant_accepts_refuses_cancels_and_ships_orders_in_the_browser(page: 
 
     page.goto("/orders?q=" + numbers[1])
     page.locator(f"tr[data-order='{numbers[1]}'] a").click()
-    page.locator("#action-ship input[name=carrier]").fill("СДЭК")
+    page.locator("#action-ship select[name=carrier]").select_option("cdek")
+    expect(page.locator("#tracking-formats")).to_contain_text("СДЭК")
     page.locator("#action-ship input[name=tracking_number]").fill("1234567890")
     page.locator("#action-ship button").click()
     expect(page.locator("#order-status")).to_have_text("shipped")
+    expect(page.locator("#order-carrier")).to_have_text("СДЭК")
+    expect(page.locator("#tracking-link")).to_have_attribute("href",
+                                                             "https://www.cdek.ru/ru/tracking?order_id=1234567890")
     history = page.locator("#order-history li")
     expect(history).to_have_count(3)
     expect(history.nth(2)).to_contain_text("1234567890")

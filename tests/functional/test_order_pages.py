@@ -8,13 +8,21 @@ import re
 from datetime import datetime, timedelta, timezone
 
 import fastexcel
+import pytest
 
 from portal.jobs.services import get_runner
 from tests.support.auth import csrf_from
-from tests.support.orders import ADDRESS, bearer, order_status, post_order, shop, stock_of
+from tests.support.orders import (ADDRESS, SHIP, bearer, carriers, order_status, post_order, set_carrier_active, shop,
+                                  stock_of)
 
 MERCHANT_SIDE = {"accept", "refuse", "cancel", "ship"}
 REASONS = {"refuse": "Нет в наличии", "cancel": "Покупатель передумал", "return": "Брак"}
+
+
+@pytest.fixture(autouse=True)
+def _carriers(app):
+    """Shipping needs a configured carrier."""
+    carriers(app)
 
 
 def _at(hours: float) -> str:
@@ -32,7 +40,7 @@ def _advance(client, a_shop, order_id: int, *transitions: str) -> None:
     """Move an order through the API, each step fired by the side allowed to fire it."""
     for name in transitions:
         secret = a_shop.merchant_secret if name in MERCHANT_SIDE else a_shop.operator_secret
-        body = {"reason": REASONS[name]} if name in REASONS else {}
+        body = {"reason": REASONS[name]} if name in REASONS else dict(SHIP) if name == "ship" else {}
         response = client.post(f"/api/v1/orders/{order_id}/{name}", json=body, headers=bearer(secret))
         assert response.status_code == 200, response.get_json()
 
@@ -412,13 +420,66 @@ def test_merchant_accepts_and_ships_through_the_page_and_stock_leaves_the_shelf(
     assert order_status(app, order["id"]) == "accepted" and stock_of(app, a.merchant.id, "TEA-1") == (10, 2)
     assert _actions(auth, order["id"]) == {"cancel", "ship"}
 
-    text = _act(auth, order["id"], "ship", carrier="Почта России", tracking_number="RA123456789RU")
+    text = _act(auth, order["id"], "ship", carrier="russian_post", tracking_number="RA123456789RU")
     assert f"Order {order['order_number']} is now shipped." in text
     assert order_status(app, order["id"]) == "shipped" and stock_of(app, a.merchant.id, "TEA-1") == (8, 0)
     shipped = _history(auth, order["id"])[-1]
     assert "Shipped" in shipped and "RA123456789RU" in shipped and "Почта России" in shipped
-    assert "RA123456789RU" in _element(_text(auth.client.get(f"/orders/{order['id']}")), "dl", "order-facts")
+    facts = _element(_text(auth.client.get(f"/orders/{order['id']}")), "dl", "order-facts")
+    assert "RA123456789RU" in facts and "Почта России" in facts
+    assert 'href="https://www.pochta.ru/tracking?barcode=RA123456789RU"' in facts
     assert _actions(auth, order["id"]) == set()
+
+
+def test_the_ship_form_offers_the_active_carriers_with_their_formats(app, client, factory, auth):
+    set_carrier_active(app, "dpd", False)
+    a = shop(app, factory)
+    order = _post(client, a)
+    _advance(client, a, order["id"], "accept")
+    auth.login(a.admin.email)
+    form = _element(_text(auth.client.get(f"/orders/{order['id']}")), "form", "action-ship")
+    options = dict(re.findall(r'<option[^>]*value="(\w*)"[^>]*>([^<]+)</option>', form))
+    assert options == {"": "— choose the carrier —", "boxberry": "Boxberry", "cdek": "СДЭК", "own_courier":
+                       "Собственный курьер продавца", "russian_post": "Почта России"}
+    assert '<select' in form and 'name="carrier"' in form
+    formats = _element(form, "ul", "tracking-formats")
+    assert r"СДЭК: <code>\d{10}</code>" in formats and "DPD" not in formats
+
+
+@pytest.mark.parametrize("fields, message", [
+    ({"carrier": "pigeon", "tracking_number": "1234567890"},
+     "There is no carrier pigeon; the carriers are boxberry, cdek, own_courier, russian_post."),
+    ({"tracking_number": "1234567890"}, "Say which carrier ships the order: one of "),
+    ({"carrier": "dpd", "tracking_number": "RU123456789"}, "The carrier dpd is not active;"),
+    ({"carrier": "cdek", "tracking_number": "RA123456789RU"},
+     r"RA123456789RU is not a tracking number of СДЭК (expected: \d{10})."),
+    ({"carrier": "cdek", "tracking_number": ""}, "A tracking number of СДЭК is required."),
+])
+def test_shipping_on_the_page_with_a_bad_carrier_or_number_flashes_why_and_changes_nothing(app, client, factory, auth,
+                                                                                          fields, message):
+    set_carrier_active(app, "dpd", False)
+    a = shop(app, factory)
+    order = _post(client, a, [("TEA-1", 2)])
+    _advance(client, a, order["id"], "accept")
+    auth.login(a.admin.email)
+    text = _act(auth, order["id"], "ship", **fields)
+    assert message in text
+    assert re.search(r'alert-danger[^>]*>\s*' + re.escape(message), text)
+    assert order_status(app, order["id"]) == "accepted" and stock_of(app, a.merchant.id, "TEA-1") == (10, 2)
+    assert len(_history(auth, order["id"])) == 2
+    assert "Tracking number" not in _element(_text(auth.client.get(f"/orders/{order['id']}")), "dl", "order-facts")
+
+
+def test_an_order_shipped_with_a_carrier_without_a_tracking_page_shows_the_number_without_a_link(app, client, factory,
+                                                                                                  auth):
+    a = shop(app, factory)
+    order = _post(client, a)
+    _advance(client, a, order["id"], "accept")
+    auth.login(a.admin.email)
+    text = _act(auth, order["id"], "ship", carrier="own_courier", tracking_number="ACME-00042")
+    assert "is now shipped." in text
+    facts = _element(_text(auth.client.get(f"/orders/{order['id']}")), "dl", "order-facts")
+    assert "Собственный курьер продавца" in facts and "<code>ACME-00042</code>" in facts and "<a " not in facts
 
 
 def test_refusing_on_the_page_needs_a_reason_and_releases_the_stock(app, client, factory, auth):
@@ -477,7 +538,7 @@ def test_another_button_of_a_stale_page_is_a_request_of_its_own(app, client, fac
     keys = dict(re.findall(r'id="action-(\w+)".*?name="idempotency_key"[^>]*value="([^"]+)"', stale, re.S))
     assert set(keys) == {"cancel", "ship"} and keys["cancel"] != keys["ship"]
     csrf = csrf_from(stale)
-    auth.client.post(f"/orders/{order['id']}/ship", data={"csrf_token": csrf, "idempotency_key": keys["ship"]})
+    auth.client.post(f"/orders/{order['id']}/ship", data={"csrf_token": csrf, "idempotency_key": keys["ship"], **SHIP})
     text = _text(auth.client.post(f"/orders/{order['id']}/cancel", follow_redirects=True, data={
         "csrf_token": csrf, "idempotency_key": keys["cancel"], "reason": "Передумали"}))
     assert "The order is shipped; it cannot be cancelled." in text

@@ -3,7 +3,13 @@ from __future__ import annotations
 
 import pytest
 
-from tests.support.orders import bearer, order_payload, post_order, shop, stock_of
+from tests.support.orders import SHIP, bearer, carriers, order_payload, post_order, set_carrier_active, shop, stock_of
+
+
+@pytest.fixture(autouse=True)
+def _carriers(app):
+    """Shipping needs a configured carrier."""
+    carriers(app)
 
 
 @pytest.fixture
@@ -129,12 +135,84 @@ def test_merchant_accepts_ships_and_the_marketplace_delivers(client, s, app):
     order_id = post_order(client, s, [("CUP-2", 2)]).get_json()["id"]
     merchant, operator = bearer(s.merchant_secret), bearer(s.operator_secret)
     assert client.post(f"/api/v1/orders/{order_id}/accept", headers=merchant).get_json()["status"] == "accepted"
-    shipped = client.post(f"/api/v1/orders/{order_id}/ship", json={"tracking_number": "RA123456789RU", "carrier": "Почта"},
+    shipped = client.post(f"/api/v1/orders/{order_id}/ship",
+                          json={"tracking_number": "RA123456789RU", "carrier": "russian_post"},
                           headers=merchant).get_json()
-    assert (shipped["status"], shipped["tracking_number"]) == ("shipped", "RA123456789RU")
+    assert (shipped["status"], shipped["carrier"], shipped["tracking_number"]) == ("shipped", "russian_post",
+                                                                                 "RA123456789RU")
     assert stock_of(app, s.merchant.id, "CUP-2") == (3, 0)
     assert client.post(f"/api/v1/orders/{order_id}/deliver", headers=merchant).status_code == 403
     assert client.post(f"/api/v1/orders/{order_id}/deliver", headers=operator).get_json()["status"] == "delivered"
+
+
+def _accepted(client, s) -> int:
+    order_id = post_order(client, s, [("CUP-2", 2)]).get_json()["id"]
+    assert client.post(f"/api/v1/orders/{order_id}/accept", headers=bearer(s.merchant_secret)).status_code == 200
+    return order_id
+
+
+def _ship(client, s, order_id: int, **body):
+    return client.post(f"/api/v1/orders/{order_id}/ship", json=body, headers=bearer(s.merchant_secret))
+
+
+def test_shipping_with_an_unknown_carrier_answers_422_naming_it_and_the_valid_codes(client, s, app):
+    order_id = _accepted(client, s)
+    response = _ship(client, s, order_id, carrier="pigeon_post", tracking_number="1234567890")
+    assert response.status_code == 422
+    error = response.get_json()["error"]
+    assert (error["code"], error["details"]["field"]) == ("invalid_order", "carrier")
+    assert error["message"].startswith("There is no carrier pigeon_post; the carriers are ")
+    assert {"boxberry", "cdek", "dpd", "own_courier", "russian_post"} <= set(error["details"]["carriers"])
+    assert all(code in error["message"] for code in error["details"]["carriers"])
+    order = client.get(f"/api/v1/orders/{order_id}", headers=bearer(s.merchant_secret)).get_json()
+    assert (order["status"], order["carrier"], order["tracking_number"]) == ("accepted", None, None)
+    assert stock_of(app, s.merchant.id, "CUP-2") == (5, 2)
+
+
+def test_shipping_without_a_carrier_answers_422_for_the_carrier(client, s):
+    response = _ship(client, s, _accepted(client, s), tracking_number="1234567890")
+    assert (response.status_code, response.get_json()["error"]["details"]["field"]) == (422, "carrier")
+
+
+def test_a_tracking_number_in_another_format_answers_422_naming_the_expected_format(client, s, app):
+    order_id = _accepted(client, s)
+    response = _ship(client, s, order_id, carrier="cdek", tracking_number="RA123456789RU")
+    assert response.status_code == 422
+    error = response.get_json()["error"]
+    assert error["details"] == {"field": "tracking_number", "carrier": "cdek", "formats": [r"\d{10}"]}
+    assert error["message"] == r"RA123456789RU is not a tracking number of СДЭК (expected: \d{10})."
+    assert stock_of(app, s.merchant.id, "CUP-2") == (5, 2)
+
+
+def test_shipping_without_a_tracking_number_answers_422(client, s):
+    order_id = _accepted(client, s)
+    for body in ({"carrier": "cdek"}, {"carrier": "cdek", "tracking_number": "   "}):
+        response = _ship(client, s, order_id, **body)
+        assert response.status_code == 422
+        error = response.get_json()["error"]
+        assert (error["details"]["field"], error["message"]) == ("tracking_number",
+                                                                 "A tracking number of СДЭК is required.")
+
+
+def test_an_inactive_carrier_cannot_ship(client, s, app):
+    set_carrier_active(app, "dpd", False)
+    order_id = _accepted(client, s)
+    response = _ship(client, s, order_id, carrier="dpd", tracking_number="RU123456789")
+    assert response.status_code == 422
+    error = response.get_json()["error"]
+    assert error["details"]["field"] == "carrier" and "dpd" not in error["details"]["carriers"]
+    assert error["message"].startswith("The carrier dpd is not active; the active carriers are ")
+
+
+def test_a_valid_carrier_and_tracking_number_ship_the_order_and_are_stored(client, s, app):
+    order_id = _accepted(client, s)
+    response = _ship(client, s, order_id, carrier="boxberry", tracking_number="BB12345678")
+    assert response.status_code == 200
+    assert {k: response.get_json()[k] for k in ("status", "carrier", "tracking_number")} == {
+        "status": "shipped", "carrier": "boxberry", "tracking_number": "BB12345678"}
+    stored = client.get(f"/api/v1/orders/{order_id}", headers=bearer(s.merchant_secret)).get_json()
+    assert (stored["carrier"], stored["tracking_number"]) == ("boxberry", "BB12345678")
+    assert stock_of(app, s.merchant.id, "CUP-2") == (3, 0)
 
 
 def test_an_illegal_transition_answers_409_with_the_current_state(client, s):
@@ -178,7 +256,8 @@ def test_a_repeat_gets_the_first_answer_even_after_the_order_moved_on(client, s)
     order_id = post_order(client, s).get_json()["id"]
     headers = {**bearer(s.merchant_secret), "Idempotency-Key": "k-accept"}
     first = client.post(f"/api/v1/orders/{order_id}/accept", headers=headers).get_json()
-    client.post(f"/api/v1/orders/{order_id}/ship", headers=bearer(s.merchant_secret))
+    shipped = client.post(f"/api/v1/orders/{order_id}/ship", json=SHIP, headers=bearer(s.merchant_secret))
+    assert shipped.status_code == 200
     again = client.post(f"/api/v1/orders/{order_id}/accept", headers=headers)
     assert (again.status_code, again.get_json()) == (200, first)
     assert first["status"] == "accepted"
@@ -187,7 +266,7 @@ def test_a_repeat_gets_the_first_answer_even_after_the_order_moved_on(client, s)
 def test_idempotency_keys_do_not_let_a_merchant_replay_the_marketplaces_transitions(client, s):
     order_id = post_order(client, s).get_json()["id"]
     client.post(f"/api/v1/orders/{order_id}/accept", headers=bearer(s.merchant_secret))
-    client.post(f"/api/v1/orders/{order_id}/ship", headers=bearer(s.merchant_secret))
+    client.post(f"/api/v1/orders/{order_id}/ship", json=SHIP, headers=bearer(s.merchant_secret))
     key = {"Idempotency-Key": "deliver-1"}
     assert client.post(f"/api/v1/orders/{order_id}/deliver", headers={**bearer(s.operator_secret), **key}).status_code == 200
     assert client.post(f"/api/v1/orders/{order_id}/deliver", headers={**bearer(s.merchant_secret), **key}).status_code == 403

@@ -14,7 +14,7 @@ NAV = {
     "merchant_staff": {"Home", "Products", "Uploads", "Categories", "Attributes", "Requests", "Orders"},
     "category_manager": {"Home", "Weak spots", "Merchants", "Products", "Uploads", "Categories", "Requests", "Taxonomy"},
     "operator_admin": {"Home", "Merchants", "Products", "Uploads", "Categories", "Orders", "Requests", "Weak spots", "Taxonomy",
-                       "PIM export", "Users", "API tokens", "Audit log"},
+                       "PIM export", "Carriers", "Users", "API tokens", "Audit log"},
 }
 
 

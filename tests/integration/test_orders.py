@@ -25,7 +25,7 @@ from portal.orders.machine import STATES, TRANSITIONS
 from portal.orders.models import Order, OrderEvent
 from portal.tenancy import Principal
 from tests.support.catalog import csv_bytes, import_file
-from tests.support.orders import order_payload, shop, stock_of
+from tests.support.orders import SHIP, carriers, order_payload, set_carrier_active, shop, stock_of
 
 OPERATOR = Principal(role="operator_admin", merchant_id=None)
 NOW = datetime.now(timezone.utc)
@@ -55,6 +55,12 @@ def merchant_principal(s) -> Principal:
     return Principal(role="merchant_admin", merchant_id=s.merchant.id, user_id=s.admin.id)
 
 
+@pytest.fixture(autouse=True)
+def _carriers(app):
+    """Shipping needs a configured carrier."""
+    carriers(app)
+
+
 @pytest.fixture
 def s(app, factory):
     return shop(app, factory)
@@ -74,13 +80,43 @@ def test_shipping_consumes_the_reservation_and_cancellation_releases_it(app, s):
     cancelled = create(app, _data(s, [("TEA-1", 2)])).order
     for order in (shipped, cancelled):
         fire(app, order.id, "accept", merchant_principal(s))
-    fire(app, shipped.id, "ship", merchant_principal(s), tracking_number="RA123456789RU", carrier="Почта России")
+    fire(app, shipped.id, "ship", merchant_principal(s), tracking_number="RA123456789RU", carrier="russian_post")
     assert stock_of(app, s.merchant.id, "TEA-1") == (6, 2)
     fire(app, cancelled.id, "cancel", OPERATOR, reason="Покупатель передумал")
     assert stock_of(app, s.merchant.id, "TEA-1") == (6, 0)
     with app.app_context():
         cancelled_row = get_session().get(Order, cancelled.id)
         assert (cancelled_row.closed_by, cancelled_row.reason) == ("marketplace", "Покупатель передумал")
+
+
+@pytest.mark.parametrize("carrier, tracking, field, words", [
+    ("pigeon", "1234567890", "carrier", ["pigeon", "cdek", "russian_post"]),
+    (None, "1234567890", "carrier", ["cdek"]),
+    ("dpd", "RU123456789", "carrier", ["dpd", "not active"]),
+    ("cdek", None, "tracking_number", ["СДЭК", "required"]),
+    ("cdek", "RA123456789RU", "tracking_number", ["RA123456789RU", "СДЭК", r"\d{10}"]),
+])
+def test_shipping_needs_an_active_carrier_and_a_tracking_number_in_its_format(app, s, carrier, tracking, field,
+                                                                              words):
+    set_carrier_active(app, "dpd", False)
+    order = create(app, _data(s, [("TEA-1", 2)])).order
+    fire(app, order.id, "accept", merchant_principal(s))
+    with pytest.raises(OrderError) as caught:
+        fire(app, order.id, "ship", merchant_principal(s), carrier=carrier, tracking_number=tracking)
+    assert caught.value.details["field"] == field
+    assert all(word in caught.value.message for word in words), caught.value.message
+    with app.app_context():
+        row = get_session().get(Order, order.id)
+        assert (row.status, row.carrier, row.tracking_number) == ("accepted", None, None)
+    assert stock_of(app, s.merchant.id, "TEA-1") == (10, 2)
+
+
+def test_shipping_stores_the_carriers_code_and_the_number_in_the_history(app, s):
+    order = create(app, _data(s, [("TEA-1", 1)])).order
+    fire(app, order.id, "accept", merchant_principal(s))
+    applied = fire(app, order.id, "ship", merchant_principal(s), carrier=" CDEK ", tracking_number=" 1234567890 ")
+    assert (applied.order.carrier, applied.order.tracking_number) == ("cdek", "1234567890")
+    assert applied.event.details == {"carrier": "cdek", "tracking_number": "1234567890"}
 
 
 def test_an_order_beyond_available_stock_is_refused_naming_the_short_lines_and_reserves_nothing(app, s):
@@ -113,7 +149,7 @@ def test_shipping_after_the_merchant_lowered_stock_below_the_reservation_leaves_
         db = get_session()
         product = db.scalar(select(Product).where(Product.merchant_id == s.merchant.id, Product.sku == "CUP-2"))
         update_offer(db, product, principal=merchant_principal(s), stock=1)
-    fire(app, order.id, "ship", merchant_principal(s))
+    fire(app, order.id, "ship", merchant_principal(s), **SHIP)
     assert stock_of(app, s.merchant.id, "CUP-2") == (0, 0)
 
 
@@ -235,10 +271,15 @@ def _actor(s, name: str) -> Principal:
     return merchant_principal(s) if "merchant" in TRANSITIONS[name].actors else OPERATOR
 
 
+def _extra(name: str) -> dict[str, str]:
+    """What a transition needs beyond a reason: shipping names a carrier and a tracking number."""
+    return SHIP if TRANSITIONS[name].tracking else {}
+
+
 def _order_in(app, s, state: str) -> int:
     order_id = create(app, _data(s, [("TEA-1", 1)])).order.id
     for step in PATHS[state]:
-        fire(app, order_id, step, _actor(s, step), reason="причина")
+        fire(app, order_id, step, _actor(s, step), reason="причина", **_extra(step))
     return order_id
 
 
@@ -251,7 +292,7 @@ def test_from_every_state_only_the_legal_transitions_pass(app, factory):
                 continue
             order_id = _order_in(app, s, state)
             try:
-                applied = fire(app, order_id, name, _actor(s, name), reason="причина")
+                applied = fire(app, order_id, name, _actor(s, name), reason="причина", **_extra(name))
             except IllegalTransition as exc:
                 assert exc.details["status"] == state
                 assert state in exc.message or exc.details["status"] == state
@@ -294,8 +335,8 @@ def test_refusal_without_a_reason_changes_nothing(app, s):
 
 def test_a_repeat_with_the_same_idempotency_key_returns_the_first_result(app, s):
     order_id = _order_in(app, s, "accepted")
-    first = fire(app, order_id, "ship", merchant_principal(s), tracking_number="T1", idempotency_key="k-1")
-    again = fire(app, order_id, "ship", merchant_principal(s), tracking_number="T1", idempotency_key="k-1")
+    first = fire(app, order_id, "ship", merchant_principal(s), idempotency_key="k-1", **SHIP)
+    again = fire(app, order_id, "ship", merchant_principal(s), idempotency_key="k-1", **SHIP)
     assert (first.repeated, again.repeated, again.event.id, again.order.status) == (False, True, first.event.id, "shipped")
     assert stock_of(app, s.merchant.id, "TEA-1") == (9, 0)
     with pytest.raises(OrderError):  # the key of a ship is not a key for a cancel
@@ -417,7 +458,7 @@ def test_accept_and_refuse_of_the_same_order_at_once_exactly_one_wins(app, s):
 
 def test_the_same_transition_retried_at_once_with_one_key_applies_once(app, s):
     order_id = _order_in(app, s, "accepted")
-    results = _race(4, lambda i: fire(app, order_id, "ship", merchant_principal(s), tracking_number="T", idempotency_key="same"))
+    results = _race(4, lambda i: fire(app, order_id, "ship", merchant_principal(s), idempotency_key="same", **SHIP))
     assert all(isinstance(r, services.Applied) for r in results), results
     assert sorted(r.repeated for r in results) == [False, True, True, True]
     assert stock_of(app, s.merchant.id, "TEA-1") == (9, 0)
@@ -434,7 +475,7 @@ def test_orders_and_transitions_racing_on_shared_products_keep_stock_exact(app, 
             fire(app, intake.order.id, "refuse", merchant_principal(s), reason="нет")
         elif i % 3 == 1:
             fire(app, intake.order.id, "accept", merchant_principal(s))
-            fire(app, intake.order.id, "ship", merchant_principal(s))
+            fire(app, intake.order.id, "ship", merchant_principal(s), **SHIP)
         return intake
 
     results = _race(12, work)
@@ -474,7 +515,7 @@ def test_a_shipment_during_an_upload_waits_for_it_and_is_not_undone(app, s):
     try:
         seen = db.scalar(select(Product.stock).where(Product.id == tea))
         worker = threading.Thread(target=lambda: results.append(
-            _outcome(lambda: fire(app, order_id, "ship", merchant_principal(s)))))
+            _outcome(lambda: fire(app, order_id, "ship", merchant_principal(s), **SHIP))))
         worker.start()
         time.sleep(0.5)  # give the shipment the chance to overtake the upload, which it must not take
         db.execute(Product.__table__.update().where(Product.id == tea).values(stock=seen))
@@ -517,7 +558,7 @@ def _outcome(work: Callable[[], Any]) -> Any:
 
 def test_after_a_shipment_the_merchants_own_stock_figure_uploaded_again_is_applied(app, s):
     order_id = _order_in(app, s, "accepted")
-    fire(app, order_id, "ship", merchant_principal(s))
+    fire(app, order_id, "ship", merchant_principal(s), **SHIP)
     assert stock_of(app, s.merchant.id, "TEA-1") == (9, 0)
     result = import_file(app, s.merchant.id, csv_bytes([["sku", "title", "price", "stock"], ["TEA-1", "Товар TEA-1", "100", "10"]]))
     assert (result["updated"], result["unchanged"]) == (1, 0)

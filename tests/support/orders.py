@@ -13,6 +13,7 @@ from portal.accounts.models import Merchant
 from portal.catalog.models import Product
 from portal.db import get_session
 from portal.orders.models import Order
+from portal.shipping.carriers import carrier_by_code, load_default_carriers
 from tests.support.catalog import csv_bytes, import_file
 from tests.support.factories import Factory
 
@@ -71,6 +72,23 @@ def stock_of(app: Flask, merchant_id: int, sku: str) -> tuple[int, int]:
     with app.app_context():
         product = get_session().scalar(select(Product).where(Product.merchant_id == merchant_id, Product.sku == sku))
         return product.stock, product.reserved
+
+
+# A default carrier's code and a tracking number in its format (carriers() loads them).
+SHIP = {"carrier": "cdek", "tracking_number": "1234567890"}
+
+
+def carriers(app: Flask) -> list[str]:
+    """The default carriers, as an operator loads them; tests that ship need them (every test starts empty)."""
+    with app.app_context():
+        return load_default_carriers(get_session())
+
+
+def set_carrier_active(app: Flask, code: str, active: bool) -> None:
+    with app.app_context():
+        db = get_session()
+        carrier_by_code(db, code).is_active = active
+        db.commit()
 
 
 def order_status(app: Flask, order_id: int) -> str:
