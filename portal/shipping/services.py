@@ -27,7 +27,7 @@ from portal.shipping.exceptions import (
     ShipmentForbidden,
     ShipmentNotFound,
 )
-from portal.shipping.machine import EDITABLE_STATES, STATE_LABELS, TRANSITIONS, allowed_from
+from portal.shipping.machine import EDITABLE_STATES, STATE_LABELS, TRANSITIONS, Transition, allowed_from
 from portal.shipping.models import Carrier, Package, PackageLine, Shipment, ShipmentEvent, ShipmentOrder
 from portal.tenancy import Principal, scoped_select
 
@@ -303,6 +303,8 @@ def problems(shipment: Shipment) -> list[str]:
     found: list[str] = []
     if not shipment.orders:
         return [gettext("The shipment has no orders.")]
+    if not shipment.carrier.is_active:
+        found.append(gettext("The carrier %(carrier)s is not active.", carrier=shipment.carrier.name))
     packed: dict[int, int] = defaultdict(int)
     for package in shipment.packages:
         for line in package.lines:
@@ -338,50 +340,69 @@ def _actor(principal: Principal) -> str:
 def fire(db: Session, shipment_id: int, name: str, *, principal: Principal, at: datetime | None = None) -> Shipment:
     """Fire ``name`` on the shipment: lock it, check who, the state and (to go ready or out) the packing;
     ship or deliver its orders; record the event; commit. A failure changes nothing."""
-    transition = TRANSITIONS.get(name)
-    if transition is None:
-        raise _invalid(gettext("There is no shipment transition %(name)s.", name=name), "transition")
+    return _fire(db, shipment_id, [name], principal, at)
+
+
+def hand_over(db: Session, shipment_id: int, *, principal: Principal, at: datetime | None = None) -> Shipment:
+    """Hand the shipment over; a draft is made ready first, in the same transaction (both recorded, or neither)."""
+    shipment = db.scalar(scoped_select(Shipment, principal).where(Shipment.id == shipment_id))
+    names = ["ready", "handover"] if shipment is not None and shipment.status == "draft" else ["handover"]
+    return _fire(db, shipment_id, names, principal, at)
+
+
+def _fire(db: Session, shipment_id: int, names: list[str], principal: Principal, at: datetime | None) -> Shipment:
+    transitions = []
+    for name in names:
+        if name not in TRANSITIONS:
+            raise _invalid(gettext("There is no shipment transition %(name)s.", name=name), "transition")
+        transitions.append(TRANSITIONS[name])
     at = at or utcnow()
     shipment = _locked_shipment(db, shipment_id, principal)
     try:
-        if _actor(principal) not in transition.actors:
-            raise ShipmentForbidden(gettext("Your role may not do “%(action)s” on shipments.", action=transition.label),
-                                    details={"transition": name, "status": shipment.status})
-        if shipment.status not in transition.sources:
-            raise IllegalShipmentTransition(
-                gettext("The shipment is %(status)s; “%(action)s” is not possible now.",
-                        status=STATE_LABELS[shipment.status], action=transition.label),
-                details={"status": shipment.status, "transition": name, "allowed": allowed_from(shipment.status)})
-        if name in ("ready", "handover"):
-            found = problems(shipment)
-            if found:
-                raise ShipmentError(found[0] if len(found) == 1 else gettext(
-                    "%(first)s (and %(more)d more problems)", first=found[0], more=len(found) - 1),
-                    details={"problems": found, "status": shipment.status})
-        if transition.orders == "ship":
-            first_tracking = {}
-            for package in shipment.packages:
-                first_tracking.setdefault(package.order_id, package.tracking_number)
-            for member in sorted(shipment.orders, key=lambda m: m.order_id):
-                orders.apply_transition(db, member.order_id, "ship", principal=principal,
-                                        tracking_number=first_tracking[member.order_id],
-                                        carrier=shipment.carrier.code, at=at, commit=False)
-        elif transition.orders == "deliver":
-            for member in sorted(shipment.orders, key=lambda m: m.order_id):
-                if member.order.status == "shipped":
-                    orders.apply_transition(db, member.order_id, "deliver", principal=principal, at=at,
-                                            commit=False)
-        from_status = shipment.status
-        shipment.status = transition.target
-        shipment.updated_at = at
-        if transition.stamp:
-            setattr(shipment, transition.stamp, at)
-        db.add(_event(shipment, from_status, name, principal, at))
+        for transition in transitions:
+            _step(db, shipment, transition, principal, at)
         db.commit()
     except Exception:
         db.rollback()
         raise
     return shipment
+
+
+def _step(db: Session, shipment: Shipment, transition: Transition, principal: Principal, at: datetime) -> None:
+    name = transition.name
+    if _actor(principal) not in transition.actors:
+        raise ShipmentForbidden(gettext("Your role may not do “%(action)s” on shipments.", action=transition.label),
+                                details={"transition": name, "status": shipment.status})
+    if shipment.status not in transition.sources:
+        raise IllegalShipmentTransition(
+            gettext("The shipment is %(status)s; “%(action)s” is not possible now.",
+                    status=STATE_LABELS[shipment.status], action=transition.label),
+            details={"status": shipment.status, "transition": name, "allowed": allowed_from(shipment.status)})
+    if name in ("ready", "handover"):
+        found = problems(shipment)
+        if found:
+            raise ShipmentError(found[0] if len(found) == 1 else gettext(
+                "%(first)s (and %(more)d more problems)", first=found[0], more=len(found) - 1),
+                details={"problems": found, "status": shipment.status})
+    if transition.orders == "ship":
+        first_tracking: dict[int, str | None] = {}
+        for package in shipment.packages:
+            first_tracking.setdefault(package.order_id, package.tracking_number)
+        for member in sorted(shipment.orders, key=lambda m: m.order_id):
+            orders.apply_transition(db, member.order_id, "ship", principal=principal,
+                                    tracking_number=first_tracking[member.order_id],
+                                    carrier=shipment.carrier.code, at=at, commit=False)
+    elif transition.orders == "deliver":
+        for member in sorted(shipment.orders, key=lambda m: m.order_id):
+            if member.order.status == "shipped":
+                orders.apply_transition(db, member.order_id, "deliver", principal=principal, at=at, commit=False)
+    from_status = shipment.status
+    shipment.status = transition.target
+    shipment.updated_at = at
+    if transition.stamp:
+        setattr(shipment, transition.stamp, at)
+    db.add(_event(shipment, from_status, name, principal, at))
+    db.flush()
 
 
 def delete_draft(db: Session, shipment_id: int, *, principal: Principal) -> None:

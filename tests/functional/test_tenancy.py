@@ -1,6 +1,8 @@
 """Tenant isolation: another merchant's objects answer 404 on every route that takes an id."""
 from __future__ import annotations
 
+from datetime import datetime, timezone
+
 import pytest
 
 from sqlalchemy import select
@@ -10,7 +12,7 @@ from portal.db import get_session
 from portal.jobs.services import enqueue, get_runner
 from tests.support.catalog import csv_bytes, import_file, products
 from tests.support.mapping import load_taxonomy
-from tests.support.orders import bearer, order_payload, order_status
+from tests.support.orders import bearer, carriers, order_payload, order_status
 from tests.support.tenancy import Probe, assert_other_merchant_gets_404
 
 # Routes that take an id but hold no merchant data.
@@ -21,7 +23,12 @@ STAFF_ONLY = {"category_mapping.lock", "category_mapping.weak_spot", "category_m
               "category_mapping.taxonomy_category", "category_mapping.save_requirement",
               "category_mapping.delete_requirement", "category_mapping.assign_manager",
               # Export runs hold no merchant's data and are for operators only.
-              "pim_export.show", "pim_export.manifest"}
+              "pim_export.show", "pim_export.manifest",
+              # Carriers are the marketplace's configuration, edited by operators only.
+              "carriers.edit",
+              # Carrier events come from the marketplace: any merchant token gets 403, its own shipment or not
+              # (tests/functional/test_shipments_api.py).
+              "shipments_api.ShipmentEvents"}
 
 
 @pytest.fixture
@@ -30,7 +37,7 @@ def merchant_a(app, factory):
     merchant = factory.merchant(slug="merchant-a")
     admin = factory.user("merchant_admin", merchant)
     staff = factory.user("merchant_staff", merchant)
-    token, _ = factory.token(merchant)
+    token, secret = factory.token(merchant)
     with app.app_context():
         job = enqueue("audit.export", {"role": "merchant_admin"}, merchant_id=merchant.id, user_id=admin.id)
     get_runner(app).wait(timeout=30)
@@ -49,9 +56,18 @@ def merchant_a(app, factory):
     order = app.test_client().post("/api/v1/orders", json=order_payload("merchant-a", [("ORD-A", 1)]),
                                    headers=bearer(operator_secret))
     assert order.status_code == 201, order.get_json()
+    # A shipment of a second order (accepted), with its package: the first order stays awaiting acceptance.
+    carriers(app)
+    shipped = app.test_client().post("/api/v1/orders", json=order_payload("merchant-a", [("ORD-A", 1)]),
+                                     headers=bearer(operator_secret)).get_json()["id"]
+    assert app.test_client().post(f"/api/v1/orders/{shipped}/accept", headers=bearer(secret)).status_code == 200
+    shipment = app.test_client().post("/api/v1/shipments", headers=bearer(secret), json={
+        "order_ids": [shipped], "carrier": "cdek", "pickup_date": datetime.now(timezone.utc).date().isoformat()})
+    assert shipment.status_code == 201, shipment.get_json()
     return {"merchant": merchant, "admin": admin, "staff": staff, "token": token, "job_id": job.id,
             "upload_id": upload["upload_id"], "product_id": product.id, "merchant_category_id": category.id,
-            "request_id": fill_in.id, "order_id": order.get_json()["id"]}
+            "request_id": fill_in.id, "order_id": order.get_json()["id"], "shipped_order_id": shipped,
+            "shipment_id": shipment.get_json()["id"], "package_id": shipment.get_json()["packages"][0]["id"]}
 
 
 def web_probes(a) -> list[Probe]:
@@ -94,6 +110,25 @@ def api_probes(a) -> list[Probe]:
         Probe("orders_api.OrderOne", "GET", f"/api/v1/orders/{a['order_id']}"),
         Probe("orders_api.OrderTransition", "POST", f"/api/v1/orders/{a['order_id']}/accept"),
         Probe("orders_api.OrderTransition", "POST", f"/api/v1/orders/{a['order_id']}/refuse"),
+        *shipment_probes(a),
+    ]
+
+
+def shipment_probes(a) -> list[Probe]:
+    shipment = f"/api/v1/shipments/{a['shipment_id']}"
+    package = f"{shipment}/packages/{a['package_id']}"
+    return [
+        Probe("shipments_api.ShipmentOne", "GET", shipment),
+        Probe("shipments_api.ShipmentOne", "DELETE", shipment),
+        Probe("shipments_api.ShipmentOrders", "POST", f"{shipment}/orders"),
+        Probe("shipments_api.ShipmentOrder", "DELETE", f"{shipment}/orders/{a['shipped_order_id']}"),
+        Probe("shipments_api.ShipmentPackage", "PATCH", package),
+        Probe("shipments_api.ShipmentPackage", "DELETE", package),
+        Probe("shipments_api.PackageSplit", "POST", f"{package}/split"),
+        *(Probe("shipments_api.ShipmentTransition", "POST", f"{shipment}/{name}")
+          for name in ("ready", "reopen", "handover")),
+        *(Probe("shipments_api.ShipmentDocument", "GET", f"{shipment}/documents/{name}.pdf")
+          for name in ("labels", "packing-slips", "handover-act")),
     ]
 
 
@@ -158,6 +193,7 @@ def test_staff_only_routes_with_an_id_are_closed_to_merchants(merchant_a, factor
                          ("GET", "/mapping/taxonomy/751"), ("POST", "/mapping/taxonomy/751/requirements"),
                          ("POST", "/mapping/taxonomy/751/requirements/volume_l/delete"),
                          ("POST", "/mapping/taxonomy/751/managers"), ("GET", "/pim/runs/1"),
-                         ("GET", "/pim/runs/1/manifest.json")]:
+                         ("GET", "/pim/runs/1/manifest.json"), ("GET", "/admin/carriers/1/edit"),
+                         ("POST", "/admin/carriers/1/edit")]:
         response = auth.post(path, csrf_page="/mapping/categories") if method == "POST" else auth.client.get(path)
         assert response.status_code == 403, path

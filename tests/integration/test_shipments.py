@@ -298,3 +298,29 @@ def test_the_documents_of_a_shipment_are_built_from_its_packages(app, s):
         assert doc.packages[1].tracking_number == f"{int(CDEK_TRACKING) + 1:010d}"
         for name in DOCUMENTS:
             assert render(db, shipment, name, "ru").startswith(b"%PDF")
+
+
+def test_a_draft_is_handed_over_in_one_transaction_or_left_as_it_was(app, s):
+    first, second = _accepted(app, s), _accepted(app, s, [("CUP-2", 1)])
+    shipment_id = _build(app, s, [first, second])
+    _pack_all(app, s, shipment_id)
+    _call(app, orders.apply_transition, second, "cancel", principal=OPERATOR, reason="buyer changed their mind")
+    with pytest.raises(ShipmentError, match="cancelled"):
+        _call(app, services.hand_over, shipment_id, principal=_merchant(s))
+    with app.app_context():
+        transitions = get_session().scalars(select(ShipmentEvent.transition)
+                                            .where(ShipmentEvent.shipment_id == shipment_id)).all()
+    assert _shipment(app, shipment_id).status == "draft" and "ready" not in transitions
+    _call(app, services.remove_order, shipment_id, second, principal=_merchant(s))
+    with app.app_context():
+        from portal.shipping.models import Carrier
+
+        get_session().scalar(select(Carrier).where(Carrier.code == "cdek")).is_active = False
+        get_session().commit()
+    with pytest.raises(ShipmentError, match="not active"):
+        _call(app, services.hand_over, shipment_id, principal=_merchant(s))
+    with app.app_context():
+        get_session().scalar(select(Carrier).where(Carrier.code == "cdek")).is_active = True
+        get_session().commit()
+    assert _call(app, services.hand_over, shipment_id, principal=_merchant(s)).status == "handed_over"
+    assert _order(app, first).status == "shipped"
