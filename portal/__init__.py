@@ -80,6 +80,8 @@ def register_blueprints(app: Flask) -> None:
     from portal.orders.api import blp as orders_api_blp
     from portal.orders.views import bp as orders_bp
     from portal.pim_export.views import bp as pim_export_bp
+    from portal.shipping.api import blp as shipments_api_blp
+    from portal.shipping.carrier_views import carriers_bp
     from portal.extensions import api
     from portal.home import bp as home_bp
     from portal.jobs.views import bp as jobs_bp
@@ -92,9 +94,11 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(category_mapping_bp)
     app.register_blueprint(orders_bp)
     app.register_blueprint(pim_export_bp)
+    app.register_blueprint(carriers_bp)
     api.register_blueprint(api_core_blp)
     api.register_blueprint(catalog_api_blp)
     api.register_blueprint(orders_api_blp)
+    api.register_blueprint(shipments_api_blp)
 
     import portal.audit_export  # noqa: F401  (registers its job)
     import portal.orders.reports  # noqa: F401  (registers its job)

@@ -345,7 +345,49 @@ def orders_expire(as_json: bool) -> None:
     emit(as_json, {"refused": len(refused), "orders": refused}, human)
 
 
+# -- carriers ----------------------------------------------------------------------------------
+
+carriers_cli = AppGroup("carriers", help="Carriers the merchants ship with (operators edit them in the cabinet).")
+
+
+@carriers_cli.command("load-defaults")
+@json_option
+@portal_command
+def carriers_load_defaults(as_json: bool) -> None:
+    """Add the default carriers that are missing; carriers already there (edited or not) stay as they are."""
+    from portal.db import session
+    from portal.shipping.carrier_services import load_defaults
+
+    added = load_defaults(session)
+    human = f"{len(added)} carriers added" + (": " + ", ".join(added) if added else "; all were there already.")
+    emit(as_json, {"added": added}, human)
+
+
+# -- shipping ----------------------------------------------------------------------------------
+
+shipping_cli = AppGroup("shipping", help="Shipping: help against late shipment.")
+
+
+@shipping_cli.command("digest")
+@click.option("--merchant", "slug", default=None, help="one merchant's slug (default: every active merchant)")
+@click.option("--lang", type=click.Choice(["en", "ru"]), default="ru", show_default=True)
+@json_option
+@portal_command
+def shipping_digest(slug: str | None, lang: str, as_json: bool) -> None:
+    """The daily digest of each merchant, ready to e-mail: orders at risk of late shipment, open shipments."""
+    from flask_babel import force_locale
+
+    from portal.db import session
+    from portal.shipping.queries import digests
+
+    with force_locale(lang):
+        found = digests(session, merchant_slug=slug)
+    if slug and not found:
+        raise click.ClickException(f"There is no merchant {slug}.")
+    emit(as_json, found, "\n".join(str(item["text"]) for item in found))
+
+
 def register(app: Any) -> None:
     for group in (db_cli, merchants_cli, users_cli, tokens_cli, demo_cli, catalog_cli, taxonomy_cli, mapping_cli,
-                  orders_cli, pim_cli):
+                  orders_cli, pim_cli, carriers_cli, shipping_cli):
         app.cli.add_command(group)

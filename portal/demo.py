@@ -10,6 +10,8 @@ from sqlalchemy.orm import Session
 
 from portal.accounts.models import Merchant, User
 from portal.accounts.services import create_merchant, create_user
+from portal.orders.demo import ESSENTIAL
+from portal.shipping.demo import PLAN as SHIPMENT_PLAN
 
 DEMO_PASSWORD = "demo12345"
 DEMO_MERCHANTS = [
@@ -38,6 +40,9 @@ def _merchant_slugs(count: int) -> list[tuple[str, str]]:
 
 
 DEMO_ORDERS = 120
+SHIPMENT_ORDERS = sum(count for _, count in SHIPMENT_PLAN)
+# Shipments only when the history keeps an order of every fate besides them.
+MIN_ORDERS_WITH_SHIPMENTS = len(ESSENTIAL) + SHIPMENT_ORDERS
 
 
 def seed_demo(db: Session, *, merchants: int = 3, products: int = 40, orders: int = DEMO_ORDERS, seed: int = 1,
@@ -49,6 +54,7 @@ def seed_demo(db: Session, *, merchants: int = 3, products: int = 40, orders: in
     wanted = _merchant_slugs(merchants)
     if not (if_empty and existing):
         created = _seed_taxonomy(db) or created
+        created = _seed_carriers(db) or created
         for email, role in STAFF:
             if db.scalar(select(User.id).where(User.email == email)) is None:
                 create_user(db, email=email, password=DEMO_PASSWORD, role=role, full_name=_name(rng))
@@ -71,7 +77,12 @@ def seed_demo(db: Session, *, merchants: int = 3, products: int = 40, orders: in
                 created = True
             if products and _seed_mapping(db, merchant, admin):
                 created = True
-            if products and orders and _seed_orders(db, merchant, admin, orders, seed):
+            # Of the merchant's orders, a dozen of today's go into shipments in every state when there are
+            # enough left for the history to show every state of an order.
+            history = orders - SHIPMENT_ORDERS if orders >= MIN_ORDERS_WITH_SHIPMENTS else orders
+            if products and orders and _seed_orders(db, merchant, admin, history, seed):
+                created = True
+            if products and history < orders and _seed_shipments(db, merchant, admin, seed):
                 created = True
         created = _seed_category_manager(db) or created
     return {"created": created, "users": demo_logins(db)}
@@ -109,6 +120,20 @@ def _seed_orders(db: Session, merchant: Merchant, admin: User, count: int, seed:
     from portal.orders.demo import seed_orders
 
     return seed_orders(db, merchant, count, seed, admin=admin)
+
+
+def _seed_shipments(db: Session, merchant: Merchant, admin: User, seed: int) -> bool:
+    """Shipments in every state, built from orders posted and accepted today, once per merchant."""
+    from portal.shipping.demo import seed_shipments
+
+    return seed_shipments(db, merchant, seed, admin=admin)
+
+
+def _seed_carriers(db: Session) -> bool:
+    """The default carriers that are missing (the demo orders ship with them); edited ones stay as they are."""
+    from portal.shipping.carriers import load_default_carriers
+
+    return bool(load_default_carriers(db))
 
 
 def _seed_taxonomy(db: Session) -> bool:

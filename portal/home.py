@@ -10,7 +10,8 @@ from portal.audit import AuditEvent
 from portal.db import session as db
 from portal.jobs.models import Job
 from portal.category_mapping.queries import merchant_summary
-from portal.orders.queries import desk_counts
+from portal.orders.queries import at_risk_hours, desk_counts
+from portal.shipping.queries import at_risk_orders, next_cutoffs
 from portal.tenancy import current_principal, scope, scoped_select
 
 bp = Blueprint("home", __name__)
@@ -32,9 +33,12 @@ def index():
         recent_events = db.scalars(scoped_select(AuditEvent).order_by(AuditEvent.at.desc()).limit(8)).all()
     catalog = merchant_summary(db, current_principal()) if current_user.is_merchant_user else None
     orders = desk_counts(db, current_principal()) if current_user.is_merchant_user else None
+    # Help against late shipment, at the top of a merchant's home: what may ship late, and the next cut-offs.
+    shipping = {"at_risk": at_risk_orders(db, current_principal(), limit=10), "hours": at_risk_hours(),
+                "cutoffs": next_cutoffs(db, current_principal())[:3]} if current_user.is_merchant_user else None
     return render_template(
         f"home/{current_user.role}.html", figures=figures, recent_jobs=recent_jobs, recent_events=recent_events,
-        catalog=catalog, orders=orders,
+        catalog=catalog, orders=orders, shipping=shipping,
     )
 
 

@@ -9,6 +9,7 @@ from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 
 from portal.auth import ROLE_LABELS
+from portal.db import utcnow
 from portal.jobs.services import job_label
 from portal.orders.machine import STATE_COLOURS, STATE_LABELS
 from portal.orders.queries import is_at_risk
@@ -39,6 +40,7 @@ NAVIGATION: dict[str, list[tuple[str, Any]]] = {
         ("category_mapping.weak_spots_view", _l("Weak spots")),
         ("category_mapping.taxonomy", _l("Taxonomy")),
         ("pim_export.runs", _l("PIM export")),
+        ("carriers.index", _l("Carriers")),
         ("accounts.users", _l("Users")),
         ("accounts.tokens", _l("API tokens")),
         ("accounts.audit_log", _l("Audit log")),
@@ -121,4 +123,5 @@ def init_app(app: Flask) -> None:
         order_status_colour=lambda status: STATE_COLOURS.get(status, "secondary"),
         order_event_label=lambda name: ORDER_EVENT_LABELS.get(name, name),
         order_at_risk=is_at_risk,
+        now_utc=utcnow,
     )
