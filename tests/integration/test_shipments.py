@@ -324,3 +324,32 @@ def test_a_draft_is_handed_over_in_one_transaction_or_left_as_it_was(app, s):
         get_session().commit()
     assert _call(app, services.hand_over, shipment_id, principal=_merchant(s)).status == "handed_over"
     assert _order(app, first).status == "shipped"
+
+
+def test_the_same_orders_put_in_two_shipments_at_once_go_in_one(app, s):
+    from tests.integration.test_orders import _race
+
+    order_ids = [_accepted(app, s), _accepted(app, s, [("CUP-2", 1)])]
+    results = _race(4, lambda i: _build(app, s, list(reversed(order_ids)) if i % 2 else order_ids))
+    made = [r for r in results if isinstance(r, int)]
+    assert len(made) == 1, results
+    assert all(isinstance(r, OrderInShipment) for r in results if not isinstance(r, int)), results
+    assert [m.order_id for m in _shipment(app, made[0]).orders]
+
+
+def test_a_handover_and_a_cancellation_at_once_leave_a_consistent_state(app, s):
+    from tests.integration.test_orders import _race
+
+    order_id = _accepted(app, s)
+    shipment_id = _build(app, s, [order_id])
+    _pack_all(app, s, shipment_id)
+    _call(app, services.fire, shipment_id, "ready", principal=_merchant(s))
+    work = [lambda: _call(app, services.hand_over, shipment_id, principal=_merchant(s)),
+            lambda: _call(app, orders.apply_transition, order_id, "cancel", principal=OPERATOR, reason="race")]
+    results = _race(2, lambda i: work[i]())
+    status, order = _shipment(app, shipment_id).status, _order(app, order_id)
+    if order.status == "shipped":
+        assert status == "handed_over" and stock_of(app, s.merchant.id, "TEA-1") == (7, 0)
+    else:
+        assert (order.status, status) == ("cancelled", "ready") and stock_of(app, s.merchant.id, "TEA-1") == (10, 0)
+    assert sum(isinstance(r, Exception) for r in results) == 1, results
