@@ -347,10 +347,11 @@ def test_a_repeat_with_the_same_idempotency_key_returns_the_first_result(app, s)
 
 
 def test_expiry_refuses_only_orders_past_their_deadline_and_releases_their_stock(app, s):
-    late = create(app, _data(s, [("TEA-1", 2)], created_at=NOW - timedelta(days=2))).order
+    now = datetime.now(timezone.utc)  # not the module's NOW: a long suite may reach this test past NOW + 5 min
+    late = create(app, _data(s, [("TEA-1", 2)], created_at=now - timedelta(days=2))).order
     fresh = create(app, _data(s, [("TEA-1", 1)])).order
-    accepted_late = create(app, _data(s, [("CUP-2", 1)], created_at=NOW - timedelta(hours=30),
-                                      acceptance_deadline=NOW + timedelta(minutes=5))).order
+    accepted_late = create(app, _data(s, [("CUP-2", 1)], created_at=now - timedelta(hours=30),
+                                      acceptance_deadline=now + timedelta(minutes=5))).order
     fire(app, accepted_late.id, "accept", merchant_principal(s))
     with app.app_context():
         refused = services.expire_orders(get_session())

@@ -25,8 +25,11 @@ from portal.tenancy import Principal
 from tests.support.orders import order_payload, shop, stock_of
 
 OPERATOR = Principal(role="operator_admin", merchant_id=None)
-TODAY = datetime.now(timezone.utc).date()
 CDEK_TRACKING = "1234567890"
+
+
+def _today() -> date:
+    return datetime.now(timezone.utc).date()  # when called: a suite may run past midnight
 
 
 def _merchant(s) -> Principal:
@@ -60,7 +63,7 @@ def _call(app, func, *args, **kwargs):
 
 def _build(app, s, order_ids, carrier="cdek"):
     return _call(app, services.create_shipment, principal=_merchant(s), order_ids=order_ids, carrier=carrier,
-                 pickup_date=TODAY + timedelta(days=1)).id
+                 pickup_date=_today() + timedelta(days=1)).id
 
 
 def _pack_all(app, s, shipment_id, tracking=CDEK_TRACKING):
@@ -118,10 +121,10 @@ def test_bad_orders_carriers_and_dates_are_refused_and_nothing_is_stored(app, s,
         ({"order_ids": [mine, mine]}, "order_ids[1]", "twice"),
         ({"order_ids": []}, "order_ids", None),
         ({"order_ids": [mine], "carrier": "pigeon"}, "carrier", "pigeon"),
-        ({"order_ids": [mine], "pickup_date": TODAY - timedelta(days=1)}, "pickup_date", None),
+        ({"order_ids": [mine], "pickup_date": _today() - timedelta(days=1)}, "pickup_date", None),
     ]
     for changes, field, words in cases:
-        arguments = {"order_ids": [mine], "carrier": "cdek", "pickup_date": TODAY, **changes}
+        arguments = {"order_ids": [mine], "carrier": "cdek", "pickup_date": _today(), **changes}
         with pytest.raises(ShipmentError) as caught:
             _call(app, services.create_shipment, principal=_merchant(s), **arguments)
         assert caught.value.details["field"] == field
@@ -130,7 +133,7 @@ def test_bad_orders_carriers_and_dates_are_refused_and_nothing_is_stored(app, s,
     with app.app_context():
         assert get_session().scalar(select(Shipment.id)) is None
     with pytest.raises(ShipmentForbidden):
-        _call(app, services.create_shipment, principal=OPERATOR, order_ids=[mine], carrier="cdek", pickup_date=TODAY)
+        _call(app, services.create_shipment, principal=OPERATOR, order_ids=[mine], carrier="cdek", pickup_date=_today())
 
 
 def test_an_order_goes_in_one_shipment_at_a_time_and_removing_it_from_a_draft_frees_it(app, s):
