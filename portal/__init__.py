@@ -82,6 +82,7 @@ def register_blueprints(app: Flask) -> None:
     from portal.pim_export.views import bp as pim_export_bp
     from portal.shipping.api import blp as shipments_api_blp
     from portal.shipping.carrier_views import carriers_bp
+    from portal.shipping.views import bp as shipping_bp
     from portal.extensions import api
     from portal.home import bp as home_bp
     from portal.jobs.views import bp as jobs_bp
@@ -94,6 +95,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(category_mapping_bp)
     app.register_blueprint(orders_bp)
     app.register_blueprint(pim_export_bp)
+    app.register_blueprint(shipping_bp)
     app.register_blueprint(carriers_bp)
     api.register_blueprint(api_core_blp)
     api.register_blueprint(catalog_api_blp)

@@ -13,6 +13,8 @@ from portal.db import utcnow
 from portal.jobs.services import job_label
 from portal.orders.machine import STATE_COLOURS, STATE_LABELS
 from portal.orders.queries import is_at_risk
+from portal.shipping.machine import STATE_COLOURS as SHIPMENT_STATE_COLOURS
+from portal.shipping.machine import STATE_LABELS as SHIPMENT_STATE_LABELS
 
 CATALOG_NAV = [("catalog.products", _l("Products")), ("catalog.uploads", _l("Uploads")),
                ("category_mapping.categories", _l("Categories"))]
@@ -23,11 +25,13 @@ NAVIGATION: dict[str, list[tuple[str, Any]]] = {
         *CATALOG_NAV,
         *MERCHANT_MAPPING_NAV,
         ("orders.index", _l("Orders")),
+        ("shipping.index", _l("Shipments")),
         ("accounts.users", _l("Users")),
         ("accounts.tokens", _l("API tokens")),
         ("accounts.audit_log", _l("Audit log")),
     ],
-    "merchant_staff": [("home.index", _l("Home")), *CATALOG_NAV, *MERCHANT_MAPPING_NAV, ("orders.index", _l("Orders"))],
+    "merchant_staff": [("home.index", _l("Home")), *CATALOG_NAV, *MERCHANT_MAPPING_NAV, ("orders.index", _l("Orders")),
+                       ("shipping.index", _l("Shipments"))],
     "category_manager": [("home.index", _l("Home")), ("category_mapping.weak_spots_view", _l("Weak spots")),
                          ("admin.merchants", _l("Merchants")), *CATALOG_NAV, ("category_mapping.inbox", _l("Requests")),
                          ("category_mapping.taxonomy", _l("Taxonomy"))],
@@ -36,6 +40,7 @@ NAVIGATION: dict[str, list[tuple[str, Any]]] = {
         ("admin.merchants", _l("Merchants")),
         *CATALOG_NAV,
         ("orders.index", _l("Orders")),
+        ("shipping.index", _l("Shipments")),
         ("category_mapping.inbox", _l("Requests")),
         ("category_mapping.weak_spots_view", _l("Weak spots")),
         ("category_mapping.taxonomy", _l("Taxonomy")),
@@ -92,6 +97,22 @@ ORDER_EVENT_LABELS = {
 }
 
 
+# What a shipment's history calls each of its events (``ShipmentEvent.transition``).
+SHIPMENT_EVENT_LABELS = {
+    "create": _l("Shipment created"),
+    "add_orders": _l("Orders added"),
+    "remove_order": _l("Order taken out"),
+    "package": _l("Package weighed, measured or tracked"),
+    "split": _l("Package split"),
+    "merge": _l("Packages merged"),
+    "ready": _l("Marked ready"),
+    "reopen": _l("Returned to draft"),
+    "handover": _l("Handed over to the carrier"),
+    "in_transit": _l("In transit"),
+    "delivered": _l("Shipment delivered"),
+}
+
+
 def order_status_label(status: str) -> Any:
     return STATE_LABELS.get(status, status)
 
@@ -123,5 +144,8 @@ def init_app(app: Flask) -> None:
         order_status_colour=lambda status: STATE_COLOURS.get(status, "secondary"),
         order_event_label=lambda name: ORDER_EVENT_LABELS.get(name, name),
         order_at_risk=is_at_risk,
+        shipment_status_label=lambda status: SHIPMENT_STATE_LABELS.get(status, status),
+        shipment_status_colour=lambda status: SHIPMENT_STATE_COLOURS.get(status, "secondary"),
+        shipment_event_label=lambda name: SHIPMENT_EVENT_LABELS.get(name, name),
         now_utc=utcnow,
     )

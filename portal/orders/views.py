@@ -24,6 +24,7 @@ from portal.orders.queries import OrderFilters, at_risk_hours, desk_counts, hist
 from portal.orders.queries import orders as orders_query
 from portal.pagination import paginate
 from portal.shipping.carriers import active_carriers, carrier_by_code, describe_patterns, tracking_link
+from portal.shipping.views import carrier_choices
 from portal.tenancy import current_principal, get_or_404
 
 bp = Blueprint("orders", __name__, url_prefix="/orders", template_folder="templates")
@@ -45,6 +46,8 @@ def index():
         "orders/index.html", page=page, filters=filters, states=STATES, merchants=merchants,
         all_merchants=all_merchants, counts=desk_counts(db, principal, filters.merchant_id),
         bulk_form=BulkForm(), export_form=ExportForm(), at_risk_hours=at_risk_hours(),
+        # "Create shipment" from the ticked accepted orders: the active carriers with their next pickup day.
+        shipment_carriers=carrier_choices() if current_user.is_merchant_user else [],
     )
 
 

@@ -75,11 +75,12 @@ def seed_shipments(db: Session, merchant: Merchant, seed: int, *, admin: User | 
         shipment = services.create_shipment(db, principal=sides["merchant"], order_ids=order_ids, carrier=carrier.code,
                                             pickup_date=now.date(), at=start)
         if state != "draft" or rng.random() < 0.5:  # a draft may still be half packed
-            for package in list(shipment.packages):
+            for index, package in enumerate(list(shipment.packages), start=1):
                 services.update_package(db, package.id, principal=sides["merchant"],
                                         weight_grams=rng.randint(300, min(6000, carrier.max_weight_grams)),
                                         length_mm=rng.choice((200, 300, 400)), width_mm=rng.choice((150, 200, 300)),
-                                        height_mm=rng.choice((100, 150, 200)), tracking_number=makers[carrier.code](rng))
+                                        height_mm=rng.choice((100, 150, 200)), tracking_number=makers[carrier.code](rng),
+                                        at=start + timedelta(minutes=15 * index))
         for step, (name, side) in enumerate(PATH[state], start=1):
             services.fire(db, shipment.id, name, principal=sides[side], at=start + timedelta(hours=2 * step))
         made = True

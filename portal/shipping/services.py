@@ -145,8 +145,9 @@ def create_shipment(db: Session, *, principal: Principal, order_ids: list[int], 
     return shipment
 
 
-def _changed(db: Session, shipment: Shipment, transition: str, principal: Principal, details: dict[str, Any]) -> None:
-    at = utcnow()
+def _changed(db: Session, shipment: Shipment, transition: str, principal: Principal, details: dict[str, Any],
+             at: datetime | None = None) -> None:
+    at = at or utcnow()
     shipment.updated_at = at
     db.add(_event(shipment, shipment.status, transition, principal, at, details))
     db.commit()
@@ -211,7 +212,7 @@ def _check_size(shipment: Shipment, package: Package) -> None:
 
 def update_package(db: Session, package_id: int, *, principal: Principal, weight_grams: int | None = None,
                    length_mm: int | None = None, width_mm: int | None = None, height_mm: int | None = None,
-                   tracking_number: str | None = None) -> Package:
+                   tracking_number: str | None = None, at: datetime | None = None) -> Package:
     """Weight (grams), sides (mm) and the carrier's tracking number of a package of a draft shipment."""
     _merchant_only(principal)
     shipment, package = _locked_package(db, package_id, principal)
@@ -233,7 +234,7 @@ def update_package(db: Session, package_id: int, *, principal: Principal, weight
                     raise _invalid(problem, "tracking_number", package=package.code)
             package.tracking_number = tracking_number
         _check_size(shipment, package)
-        _changed(db, shipment, "package", principal, {"package": package.code})
+        _changed(db, shipment, "package", principal, {"package": package.code}, at)
     except Exception:
         db.rollback()
         raise

@@ -18,8 +18,8 @@ MERCHANT_ADMIN = "admin@technomir.example"
 MERCHANT_STAFF = "staff@technomir.example"
 OPERATOR = "operator@marketplace.example"
 CYRILLIC = re.compile(r"[А-Яа-яЁё]")
-OPERATOR_NAV = ["Home", "Merchants", "Products", "Uploads", "Categories", "Orders", "Requests", "Weak spots", "Taxonomy",
-                "PIM export", "Carriers", "Users", "API tokens", "Audit log"]
+OPERATOR_NAV = ["Home", "Merchants", "Products", "Uploads", "Categories", "Orders", "Shipments", "Requests", "Weak spots",
+                "Taxonomy", "PIM export", "Carriers", "Users", "API tokens", "Audit log"]
 
 
 def sign_in(page: Page, email: str, password: str = DEMO_PASSWORD) -> None:
@@ -166,7 +166,7 @@ def test_merchant_staff_sees_no_admin_links_and_gets_the_friendly_403_page(page:
     sign_in(page, MERCHANT_STAFF)
     signed_in_as(page, MERCHANT_STAFF)
     nav = page.locator("a.nav-link")
-    expect(nav).to_have_text(["Home", "Products", "Uploads", "Categories", "Attributes", "Requests", "Orders"])
+    expect(nav).to_have_text(["Home", "Products", "Uploads", "Categories", "Attributes", "Requests", "Orders", "Shipments"])
     expect(nav.filter(has_text="Users")).to_have_count(0)
     expect(nav.filter(has_text="API tokens")).to_have_count(0)
 
@@ -337,3 +337,66 @@ def test_merchant_accepts_refuses_cancels_and_ships_orders_in_the_browser(page: 
     expect(history).to_have_count(3)
     expect(history.nth(2)).to_contain_text("1234567890")
     expect(history.nth(1)).to_contain_text(MERCHANT_ADMIN)
+
+
+def test_merchant_builds_a_shipment_from_accepted_orders_prints_labels_and_the_act_hands_it_over_and_sees_the_orders_shipped(
+        page: Page, app) -> None:
+    numbers = _post_orders(app, "technomir", 2)
+    sign_in(page, MERCHANT_ADMIN)
+    signed_in_as(page, MERCHANT_ADMIN)
+    page.locator("a.nav-link", has_text="Orders").click()
+    page.locator("#order-filters input[name=q]").fill("E2E-")
+    page.locator("#order-filters button[type=submit]").click()
+    for number in numbers:
+        page.locator(f"tr[data-order='{number}'] input.order-tick").check()
+    page.locator("#bulk-form button[value=accept]").click()
+    expect(page.locator(".alert-success")).to_contain_text("2 orders accepted")
+
+    # The same ticks, now of accepted orders, go in a shipment for СДЭК on its next pickup day.
+    for number in numbers:
+        page.locator(f"tr[data-order='{number}'] input.order-tick").check()
+    page.locator("#shipment-carrier").select_option("cdek")
+    page.locator("#create-shipment-button").click()
+    expect(page).to_have_url(re.compile(r"/shipments/\d+$"))
+    expect(page.locator(".alert-success")).to_contain_text("created with 2 orders")
+    expect(page.locator("#shipment-status")).to_have_text("draft")
+    expect(page.locator("#shipment-orders tbody tr")).to_have_count(2)
+    expect(page.locator("#shipment-problems")).to_contain_text("has no weight")
+
+    packages = page.locator("#packages .package")
+    expect(packages).to_have_count(2)
+    tracking_of = {}
+    for n, tracking in enumerate(("1234567890", "1234567891")):
+        tracking_of[packages.nth(n).locator(".package-order").inner_text()] = tracking
+        form = packages.nth(n).locator("form.package-form")
+        form.locator("input[name=weight_grams]").fill("1250")
+        form.locator("input[name=length_mm]").fill("300")
+        form.locator("input[name=width_mm]").fill("200")
+        form.locator("input[name=height_mm]").fill("100")
+        form.locator("input[name=tracking_number]").fill(tracking)
+        form.get_by_role("button", name="Save").click()
+        expect(page.locator(".alert-success")).to_contain_text("was saved")
+        expect(packages.nth(n).locator(".tracking-link")).to_have_text(tracking)
+    expect(page.locator("#shipment-problems")).to_have_count(0)
+    expect(packages.first).to_contain_text("1.25 kg")
+
+    for name in ("labels", "handover-act"):
+        with page.expect_download() as download_info:
+            page.locator(f"#document-{name}").click()
+        download = download_info.value
+        assert download.suggested_filename.endswith(f"-{name}.pdf")
+        assert Path(download.path()).read_bytes().startswith(b"%PDF")
+
+    page.locator("#action-ready button").click()
+    expect(page.locator("#shipment-status")).to_have_text("ready for pickup")
+    expect(page.locator("#packages form.package-form")).to_have_count(0)
+    page.once("dialog", lambda dialog: dialog.accept())  # "Hand the shipment over to the carrier?"
+    page.locator("#action-handover button").click()
+    expect(page.locator("#shipment-status")).to_have_text("handed over")
+    expect(page.locator("#shipment-history")).to_contain_text("Handed over to the carrier")
+    expect(page.locator("#shipment-history")).to_contain_text(MERCHANT_ADMIN)
+
+    page.locator("#shipment-orders a", has_text=numbers[0]).click()
+    expect(page.locator("#order-status")).to_have_text("shipped")
+    expect(page.locator("#order-carrier")).to_have_text("СДЭК")
+    expect(page.locator("#tracking-link")).to_have_text(tracking_of[numbers[0]])

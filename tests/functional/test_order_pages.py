@@ -308,7 +308,10 @@ def test_bulk_accept_moves_the_ticked_orders_and_leaves_the_others(app, client, 
     assert stock_of(app, a.merchant.id, "TEA-1") == (10, 3)
     accepted = _history(auth, one["id"])[-1]
     assert "Accepted" in accepted and a.admin.email in accepted and "changed my mind" not in accepted
-    # Accepted orders are no longer tickable.
+    # Accepted orders stay tickable, for "Create shipment"; a shipped one is not.
+    page = auth.client.get("/orders").get_data(as_text=True)
+    assert f'name="order_id" value="{one["id"]}"' in page
+    _advance(client, a, one["id"], "ship")
     page = auth.client.get("/orders").get_data(as_text=True)
     assert f'name="order_id" value="{one["id"]}"' not in page
 

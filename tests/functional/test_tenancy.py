@@ -98,6 +98,25 @@ def web_probes(a) -> list[Probe]:
         Probe("orders.transition", "POST", f"/orders/{a['order_id']}/accept"),
         Probe("orders.transition", "POST", f"/orders/{a['order_id']}/refuse", {"reason": "probe"}),
         Probe("orders.transition", "POST", f"/orders/{a['order_id']}/cancel", {"reason": "probe"}),
+        *shipment_web_probes(a),
+    ]
+
+
+def shipment_web_probes(a) -> list[Probe]:
+    shipment = f"/shipments/{a['shipment_id']}"
+    package = f"{shipment}/packages/{a['package_id']}"
+    return [
+        Probe("shipping.show", "GET", shipment),
+        Probe("shipping.add_orders", "POST", f"{shipment}/orders", {"order_id": str(a["order_id"])}),
+        Probe("shipping.remove_order", "POST", f"{shipment}/orders/{a['shipped_order_id']}/remove"),
+        Probe("shipping.update_package", "POST", package, {"weight_grams": "1", "tracking_number": "1234567890"}),
+        Probe("shipping.split_package", "POST", f"{package}/split"),
+        Probe("shipping.merge_package", "POST", f"{package}/merge"),
+        *(Probe("shipping.transition", "POST", f"{shipment}/{name}")
+          for name in ("ready", "reopen", "handover", "in_transit", "delivered")),
+        Probe("shipping.delete", "POST", f"{shipment}/delete"),
+        *(Probe("shipping.document", "GET", f"{shipment}/documents/{name}.pdf")
+          for name in ("labels", "packing-slips", "handover-act")),
     ]
 
 
@@ -175,6 +194,18 @@ def test_another_merchants_transitions_leave_the_order_as_it_was(merchant_a, fac
     _, other_secret = factory.token(factory.merchant())
     assert_other_merchant_gets_404(client, [p for p in order_probes if p.path.startswith("/api/")], bearer=other_secret)
     assert order_status(app, merchant_a["order_id"]) == "awaiting_acceptance"
+
+
+def test_another_merchants_shipment_pages_leave_the_shipment_as_it_was(merchant_a, factory, auth, client):
+    """The shipment forms answer 404 before anything is read or changed; the owner's API sees the same draft."""
+    auth.login(factory.user("merchant_admin").email)
+    assert_other_merchant_gets_404(auth.client, shipment_web_probes(merchant_a))
+    _, own_secret = factory.token(merchant_a["merchant"])
+    shipment = client.get(f"/api/v1/shipments/{merchant_a['shipment_id']}", headers=bearer(own_secret)).get_json()
+    assert shipment["status"] == "draft" and [o["id"] for o in shipment["orders"]] == [merchant_a["shipped_order_id"]]
+    assert [(p["id"], p["weight_grams"], p["tracking_number"]) for p in shipment["packages"]] == [
+        (merchant_a["package_id"], 0, None)]
+    assert [e["transition"] for e in shipment["history"]] == ["create"]
 
 
 def test_every_route_with_an_id_is_probed_for_tenant_isolation(app, merchant_a):
