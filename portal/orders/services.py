@@ -34,7 +34,8 @@ from portal.orders.exceptions import (
 from portal.orders.machine import MARKETPLACE, MERCHANT, SYSTEM, STATE_LABELS, TRANSITIONS, allowed_from
 from portal.orders.models import Order, OrderEvent, OrderLine, OrderRequest
 from portal.shipping.carriers import active_carriers, carrier_by_code, tracking_problem
-from portal.shipping.models import Carrier
+from portal.shipping.machine import OPEN_STATES as SHIPMENT_OPEN_STATES
+from portal.shipping.models import Carrier, Shipment, ShipmentOrder
 from portal.tenancy import Principal, scope, scope_sql, scoped_select
 
 log = logging.getLogger(__name__)
@@ -329,7 +330,7 @@ def _store_in_one_statement(db: Session, order: Order, lines: list[dict[str, Any
             "city", "postal_code", "line1")},
     }
     sql = _INTAKE_SQL.format(tenant=tenant)
-    for _attempt in range(3):
+    for attempt in range(3):
         rows = db.connection().exec_driver_sql(sql, params).all()
         order_id = rows[0].order_id if rows else None
         if order_id is not None:
@@ -339,7 +340,12 @@ def _store_in_one_statement(db: Session, order: Order, lines: list[dict[str, Any
         db.rollback()
         if _existing(db, order.order_number) is not None:
             return None
-        _check_lines(lines, {row.sku: row for row in rows})
+        by_sku = {row.sku: row for row in rows}
+        if attempt == 0 and any(line["sku"] not in by_sku for line in lines):
+            # The statement's snapshot predates the catalog lock it waited for: products a bulk upload added
+            # meanwhile were invisible to it. Once more, with a snapshot taken after that upload.
+            continue
+        _check_lines(lines, by_sku)
         # Every line fitted, yet nothing was stored and no order has the number: a simultaneous order under
         # the same number was rolled back while this one waited for it. Posting it again is safe.
     raise RuntimeError(f"order {order.order_number} could not be stored")
@@ -437,14 +443,16 @@ def _adjust_stock(db: Session, order: Order, effect: str, principal: Principal) 
 def apply_transition(db: Session, order_id: int, name: str, *, principal: Principal, reason: str | None = None,
                      tracking_number: str | None = None, carrier: str | None = None,
                      idempotency_key: str | None = None, at: datetime | None = None,
-                     respond: Callable[[Order], dict[str, Any]] | None = None, commit: bool = True) -> Applied:
+                     respond: Callable[[Order], dict[str, Any]] | None = None, commit: bool = True,
+                     shipment_id: int | None = None) -> Applied:
     """Fire ``name`` on the order: lock it, check who and from which state, record the event, adjust stock, commit.
 
     Two people clicking at once queue on the order's row lock; the second finds the state changed and
     gets :class:`IllegalTransition`. A repeat carrying the idempotency key of an applied transition gets
     the first result back instead: ``respond(order)`` is kept with the key and returned to repeats.
     With ``commit=False`` the change is flushed into the caller's transaction (a shipment's handover ships
-    all its orders or none); on a failure the caller's whole transaction is rolled back.
+    all its orders or none, passing its ``shipment_id``); on a failure the caller's whole transaction is
+    rolled back. An order in a shipment not yet handed over ships only with that shipment.
     """
     transition = TRANSITIONS.get(name)
     if transition is None:
@@ -486,6 +494,8 @@ def apply_transition(db: Session, order_id: int, name: str, *, principal: Princi
         if reason and len(reason) > 1000:
             raise OrderError(gettext("The reason is too long (at most 1000 characters)."), details={"field": "reason"})
         details: dict[str, Any] = {}
+        if name == "ship":
+            _not_in_another_shipment(db, order, shipment_id)
         if transition.tracking:
             tracking_number = (tracking_number or "").strip() or None
             carrier = (carrier or "").strip() or None
@@ -542,6 +552,17 @@ def _shipping_carrier(db: Session, code: str | None) -> Carrier:
         message = gettext("The carrier %(code)s is not active; the active carriers are %(codes)s.", code=code,
                           codes=listed)
     raise OrderError(message, details={"field": "carrier", "carriers": codes})
+
+
+def _not_in_another_shipment(db: Session, order: Order, shipment_id: int | None) -> None:
+    held = db.execute(select(Shipment.id, Shipment.status).join(ShipmentOrder, ShipmentOrder.shipment_id == Shipment.id)
+                      .where(ShipmentOrder.order_id == order.id)).first()
+    if held is not None and held.status in SHIPMENT_OPEN_STATES and held.id != shipment_id:
+        raise IllegalTransition(
+            gettext("The order is in the shipment SHP-%(id)06d: it ships when that shipment is handed over "
+                    "(or remove it from the shipment first).", id=held.id),
+            details={"status": order.status, "transition": "ship", "shipment_id": held.id,
+                     "allowed": allowed_from(order.status)})
 
 
 def _past(name: str) -> str:

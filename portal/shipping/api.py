@@ -408,13 +408,13 @@ class ShipmentDocument(MethodView):
                               "128 barcode), packing slips (one per order) or the handover act")
     @blp.alt_response(404, schema=ErrorSchema)
     @blp.alt_response(422, schema=ErrorSchema, description="Nothing to print: no packages (labels, act) or no "
-                                                           "orders (packing slips)")
+                                                           "orders (packing slips); labels and the act of a "
+                                                           "draft wait until its packing is complete")
     def get(self, query, shipment: Shipment, name: str):
         """A document of the shipment as PDF, in English or Russian."""
-        needs = shipment.orders if name == "packing-slips" else shipment.packages
-        if not needs:
-            raise ShipmentError(gettext("The shipment %(number)s has no orders or packages to print.",
-                                        number=shipment.number), details={"document": name})
+        problem = paperwork.not_printable(shipment, name)
+        if problem:
+            raise ShipmentError(problem, details={"document": name})
         locale = query.get("lang") or str(get_locale() or "en")
         pdf = paperwork.render(db, shipment, name, locale)
         return Response(pdf, mimetype="application/pdf", headers={

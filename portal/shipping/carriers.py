@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import re
 from urllib.parse import quote
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -92,6 +92,22 @@ def next_cutoff(carrier: Carrier, now: datetime | None = None) -> datetime | Non
         if day.weekday() in carrier.pickup_days and moment > local:
             return moment.astimezone(timezone.utc)
     return None
+
+
+def next_pickup_day(carrier: Carrier, day: date) -> date:
+    """The first of the carrier's pickup days on or after ``day``."""
+    for ahead in range(7):
+        candidate = day + timedelta(days=ahead)
+        if not carrier.pickup_days or candidate.weekday() in carrier.pickup_days:
+            return candidate
+    return day
+
+
+def cutoff_on(carrier: Carrier, day: date) -> datetime:
+    """The cut-off of a pickup on ``day`` (UTC): by then the shipment must be ready."""
+    hours, minutes = (int(part) for part in carrier.cutoff_time.split(":"))
+    zone = ZoneInfo(carrier.timezone or "UTC")
+    return datetime(day.year, day.month, day.day, hours, minutes, tzinfo=zone).astimezone(timezone.utc)
 
 
 CUTOFF_RE = re.compile(r"([01]\d|2[0-3]):[0-5]\d")

@@ -84,7 +84,7 @@ class LineDoc:
 @dataclass(frozen=True)
 class PackageDoc:
     code: str  # e.g. "PKG-000123": the barcode's content, printable ASCII
-    index: int  # 1-based within the shipment
+    index: int  # 1-based, among ``of`` packages
     weight_grams: int
     length_mm: int
     width_mm: int
@@ -93,6 +93,8 @@ class PackageDoc:
     ship_to: Address
     order_numbers: tuple[str, ...]
     lines: tuple[LineDoc, ...]
+    # How many packages the label's "i of n" counts: its order's (0: the shipment's).
+    of: int = 0
 
 
 @dataclass(frozen=True)
@@ -170,7 +172,7 @@ def handover_act_pdf(shipment: ShipmentDoc) -> bytes:
     _register_fonts()
     with force_locale(shipment.locale):
         title = gettext("Handover act for shipment %(number)s of %(date)s", number=shipment.number,
-                        date=format_date(shipment.created_at, "long"))
+                        date=format_date(shipment.pickup_date, "long"))  # the day it is signed
         story = _handover_act(shipment, title)
         return _build_a4(story, shipment, title, _act_footer(shipment))
 
@@ -331,12 +333,12 @@ def _draw_label(pdf: Canvas, shipment: ShipmentDoc, package: PackageDoc, bar_wid
     inner = page_width - 2 * LABEL_MARGIN
     top = page_height - LABEL_MARGIN
 
-    # Band 1: who sends it, who carries it and when, which package of the shipment.
+    # Band 1: who sends it, who carries it and when, which package of its order.
     carrier = [_p(shipment.carrier_name, 12, bold=True),
                _p(gettext("Pickup date") + ": " + format_date(shipment.pickup_date), 8),
                _p(gettext("Sender") + ": " + shipment.merchant_name, 8)]
-    count = _p(gettext("Package %(index)s of %(count)s", index=package.index, count=len(shipment.packages)),
-               12, bold=True, align=TA_RIGHT)
+    count = _p(gettext("Package %(index)s of %(count)s", index=package.index,
+                       count=package.of or len(shipment.packages)), 12, bold=True, align=TA_RIGHT)
     header = Table([[carrier, count]], colWidths=[inner * 0.62, inner * 0.38])
     header.setStyle(TableStyle([("VALIGN", (0, 0), (-1, -1), "TOP"), ("LEFTPADDING", (0, 0), (-1, -1), 0),
                                 ("RIGHTPADDING", (0, 0), (-1, -1), 0)]))

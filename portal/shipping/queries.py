@@ -13,9 +13,14 @@ from portal.db import utcnow
 from portal.orders.models import Order
 from portal.orders.queries import at_risk, at_risk_hours
 from portal.shipping.carriers import active_carriers, next_cutoff
-from portal.shipping.machine import OPEN_STATES
+from portal.shipping.machine import OPEN_STATES, STATE_LABELS
 from portal.shipping.models import Carrier, Shipment, ShipmentOrder
 from portal.tenancy import Principal, scope, scoped_select
+
+
+# The digest lists the most urgent orders and counts up to this many.
+DIGEST_LISTED = 50
+DIGEST_COUNT_LIMIT = 10_000
 
 
 @dataclass(frozen=True)
@@ -62,7 +67,7 @@ def digest(db: Session, merchant: Merchant, *, now: datetime | None = None) -> d
     """The daily e-mail-ready digest of a merchant: subject and plain-text body (in the request's language)."""
     now = now or utcnow()
     principal = Principal(role="system", merchant_id=merchant.id)
-    risky = at_risk_orders(db, principal, now=now, limit=50)
+    risky = at_risk_orders(db, principal, now=now, limit=DIGEST_COUNT_LIMIT)
     overdue = sum(1 for item in risky if item.order.ship_by <= now)
     to_ship = db.scalar(scope(select(Order.id), Order, principal).where(Order.status == "accepted").limit(1))
     open_shipments = list(db.scalars(scoped_select(Shipment, principal).where(Shipment.status.in_(OPEN_STATES))
@@ -74,18 +79,20 @@ def digest(db: Session, merchant: Merchant, *, now: datetime | None = None) -> d
         lines.append(gettext("No order is at risk of shipping late within %(hours)d hours.", hours=at_risk_hours()))
     else:
         lines.append(gettext("Ship these before their ship-by time (%(overdue)d already late):", overdue=overdue))
-        for item in risky:
+        for item in risky[:DIGEST_LISTED]:
             where = (gettext("in shipment SHP-%(id)06d", id=item.shipment_id) if item.shipment_id
                      else gettext("in no shipment yet"))
             lines.append(f"  - {item.order.order_number}: "
                          + gettext("ship by %(when)s, %(where)s", when=format_datetime(item.order.ship_by, "short"),
                                    where=where))
+        if len(risky) > DIGEST_LISTED:
+            lines.append("  " + gettext("… and %(n)d more", n=len(risky) - DIGEST_LISTED))
     lines.append("")
     if open_shipments:
         lines.append(gettext("Shipments not yet handed over:"))
         for shipment in open_shipments:
             cutoff = next_cutoff(shipment.carrier, now)
-            lines.append(f"  - {shipment.number} ({shipment.carrier.name}, {shipment.status}): "
+            lines.append(f"  - {shipment.number} ({shipment.carrier.name}, {STATE_LABELS[shipment.status]}): "
                          + gettext("pickup %(date)s, next cut-off %(cutoff)s", date=shipment.pickup_date.isoformat(),
                                    cutoff=format_datetime(cutoff, "short") if cutoff else "—"))
     elif to_ship is not None:

@@ -9,11 +9,13 @@ from collections import defaultdict
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from flask_babel import gettext
+from flask_babel import format_date, gettext
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from portal.catalog.bulk import share_merchant_catalog
+from portal.catalog.models import Product
 from portal.db import begin_write, utcnow
 from portal.orders import services as orders
 from portal.orders.machine import MARKETPLACE, MERCHANT
@@ -27,13 +29,15 @@ from portal.shipping.exceptions import (
     ShipmentForbidden,
     ShipmentNotFound,
 )
-from portal.shipping.machine import EDITABLE_STATES, STATE_LABELS, TRANSITIONS, Transition, allowed_from
+from portal.shipping.machine import CARRIER_EVENTS, EDITABLE_STATES, STATE_LABELS, TRANSITIONS, Transition, allowed_from
 from portal.shipping.models import Carrier, Package, PackageLine, Shipment, ShipmentEvent, ShipmentOrder
 from portal.tenancy import Principal, scoped_select
 
 MAX_ORDERS = 500
 MAX_DIMENSION_MM = 3000
 PICKUP_DAYS_AHEAD = 60
+# A carrier event may carry a time a little ahead of ours (clocks differ).
+EVENT_CLOCK_SKEW = timedelta(minutes=5)
 
 
 def _invalid(message: str, field: str, **details: Any) -> ShipmentError:
@@ -107,11 +111,16 @@ def _take_orders(db: Session, shipment: Shipment, order_ids: list[int], principa
             PackageLine(order_line_id=line.id, quantity=line.quantity) for line in order.lines]))
 
 
-def _pickup(pickup_date: date, today: date) -> date:
+def _pickup(pickup_date: date, today: date, carrier: Carrier) -> date:
     if pickup_date < today:
         raise _invalid(gettext("The pickup date is in the past."), "pickup_date")
     if pickup_date > today + timedelta(days=PICKUP_DAYS_AHEAD):
         raise _invalid(gettext("The pickup date is more than %(n)d days ahead.", n=PICKUP_DAYS_AHEAD), "pickup_date")
+    if carrier.pickup_days and pickup_date.weekday() not in carrier.pickup_days:
+        raise _invalid(gettext("%(carrier)s does not pick up on %(day)s; its pickup days are %(days)s.",
+                               carrier=carrier.name, day=format_date(pickup_date, "EEEE"),
+                               days=", ".join(format_date(date(2024, 1, 1 + d), "EEE")  # 2024-01-01: a Monday
+                                              for d in sorted(carrier.pickup_days))), "pickup_date")
     return pickup_date
 
 
@@ -126,7 +135,7 @@ def create_shipment(db: Session, *, principal: Principal, order_ids: list[int], 
     _merchant_only(principal)
     at = at or utcnow()
     chosen = _active_carrier(db, carrier)
-    _pickup(pickup_date, at.date())
+    _pickup(pickup_date, at.date(), chosen)
     begin_write(db)
     try:
         shipment = Shipment(merchant_id=principal.merchant_id, carrier_id=chosen.id, pickup_date=pickup_date,
@@ -241,6 +250,10 @@ def update_package(db: Session, package_id: int, *, principal: Principal, weight
     return package
 
 
+def _unweigh(package: Package) -> None:
+    package.weight_grams = package.length_mm = package.width_mm = package.height_mm = 0
+
+
 def split_package(db: Session, package_id: int, quantities: dict[int, int], *, principal: Principal) -> Package:
     """Move ``quantities`` (order line id -> units) out of a package into a new package of the same order."""
     _merchant_only(principal)
@@ -266,6 +279,7 @@ def split_package(db: Session, package_id: int, quantities: dict[int, int], *, p
             held[line_id].quantity -= units
             if held[line_id].quantity == 0:
                 package.lines.remove(held[line_id])
+        _unweigh(package)  # its contents changed: weigh and measure it again
         shipment.packages.append(new)
         db.flush()
         _changed(db, shipment, "split", principal, {"package": package.code, "new_package": new.code})
@@ -291,6 +305,7 @@ def remove_package(db: Session, package_id: int, *, principal: Principal) -> Shi
                 into[line.order_line_id].quantity += line.quantity
             else:
                 others[0].lines.append(PackageLine(order_line_id=line.order_line_id, quantity=line.quantity))
+        _unweigh(others[0])  # its contents changed: weigh and measure it again
         shipment.packages.remove(package)
         _changed(db, shipment, "merge", principal, {"package": package.code, "into": others[0].code})
     except Exception:
@@ -331,6 +346,9 @@ def problems(shipment: Shipment) -> list[str]:
         problem = tracking_problem(shipment.carrier, package.tracking_number)
         if problem:
             found.append(gettext("The package %(code)s: %(problem)s", code=package.code, problem=problem))
+    numbers = [p.tracking_number for p in shipment.packages if p.tracking_number]
+    for number in sorted({n for n in numbers if numbers.count(n) > 1}):
+        found.append(gettext("The tracking number %(number)s is on more than one package.", number=number))
     return found
 
 
@@ -341,27 +359,27 @@ def _actor(principal: Principal) -> str:
 def fire(db: Session, shipment_id: int, name: str, *, principal: Principal, at: datetime | None = None) -> Shipment:
     """Fire ``name`` on the shipment: lock it, check who, the state and (to go ready or out) the packing;
     ship or deliver its orders; record the event; commit. A failure changes nothing."""
-    return _fire(db, shipment_id, [name], principal, at)
+    return _fire(db, shipment_id, name, principal, at)
 
 
 def hand_over(db: Session, shipment_id: int, *, principal: Principal, at: datetime | None = None) -> Shipment:
     """Hand the shipment over; a draft is made ready first, in the same transaction (both recorded, or neither)."""
-    shipment = db.scalar(scoped_select(Shipment, principal).where(Shipment.id == shipment_id))
-    names = ["ready", "handover"] if shipment is not None and shipment.status == "draft" else ["handover"]
-    return _fire(db, shipment_id, names, principal, at)
+    return _fire(db, shipment_id, "handover", principal, at, through_ready=True)
 
 
-def _fire(db: Session, shipment_id: int, names: list[str], principal: Principal, at: datetime | None) -> Shipment:
-    transitions = []
-    for name in names:
-        if name not in TRANSITIONS:
-            raise _invalid(gettext("There is no shipment transition %(name)s.", name=name), "transition")
-        transitions.append(TRANSITIONS[name])
-    at = at or utcnow()
+@orders.retry_on_deadlock
+def _fire(db: Session, shipment_id: int, name: str, principal: Principal, at: datetime | None, *,
+          through_ready: bool = False) -> Shipment:
+    if name not in TRANSITIONS:
+        raise _invalid(gettext("There is no shipment transition %(name)s.", name=name), "transition")
+    now = utcnow()
+    at = at or now
     shipment = _locked_shipment(db, shipment_id, principal)
     try:
-        for transition in transitions:
-            _step(db, shipment, transition, principal, at)
+        # Decided under the lock: another tab may have made the draft ready meanwhile.
+        names = ["ready", name] if through_ready and shipment.status == "draft" else [name]
+        for step in names:
+            _step(db, shipment, TRANSITIONS[step], principal, at, now)
         db.commit()
     except Exception:
         db.rollback()
@@ -369,7 +387,35 @@ def _fire(db: Session, shipment_id: int, names: list[str], principal: Principal,
     return shipment
 
 
-def _step(db: Session, shipment: Shipment, transition: Transition, principal: Principal, at: datetime) -> None:
+def _lock_orders_and_stock(db: Session, shipment: Shipment) -> None:
+    """Lock the shipment's orders, then their products, each in id order, before any order is moved.
+
+    The orders' own transitions lock an order and then its products; doing that order after order would
+    hold one order's products while waiting for the next order (or its products), and deadlock with a
+    cancellation or an intake locking the same rows the other way round.
+    """
+    order_ids = sorted(member.order_id for member in shipment.orders)
+    principal = Principal(role="system", merchant_id=shipment.merchant_id)
+    db.execute(scoped_select(Order, principal).with_only_columns(Order.id).where(Order.id.in_(order_ids))
+               .order_by(Order.id).with_for_update())
+    share_merchant_catalog(db, shipment.merchant_id)
+    product_ids = sorted({line.product_id for member in shipment.orders for line in member.order.lines})
+    db.execute(scoped_select(Product, principal).with_only_columns(Product.id).where(Product.id.in_(product_ids))
+               .order_by(Product.id).with_for_update())
+
+
+def _check_event_time(shipment: Shipment, at: datetime, now: datetime) -> None:
+    """A carrier's event happens after the handover (and after the previous event), and not in the future."""
+    earliest = shipment.in_transit_at or shipment.handed_over_at
+    if earliest is not None and at < earliest:
+        raise _invalid(gettext("The event's time is before the shipment's last step (%(when)s).",
+                               when=earliest.isoformat()), "at")
+    if at > now + EVENT_CLOCK_SKEW:
+        raise _invalid(gettext("The event's time is in the future."), "at")
+
+
+def _step(db: Session, shipment: Shipment, transition: Transition, principal: Principal, at: datetime,
+          now: datetime) -> None:
     name = transition.name
     if _actor(principal) not in transition.actors:
         raise ShipmentForbidden(gettext("Your role may not do “%(action)s” on shipments.", action=transition.label),
@@ -385,15 +431,19 @@ def _step(db: Session, shipment: Shipment, transition: Transition, principal: Pr
             raise ShipmentError(found[0] if len(found) == 1 else gettext(
                 "%(first)s (and %(more)d more problems)", first=found[0], more=len(found) - 1),
                 details={"problems": found, "status": shipment.status})
+    if name in CARRIER_EVENTS:
+        _check_event_time(shipment, at, now)
     if transition.orders == "ship":
+        _lock_orders_and_stock(db, shipment)
         first_tracking: dict[int, str | None] = {}
         for package in shipment.packages:
             first_tracking.setdefault(package.order_id, package.tracking_number)
         for member in sorted(shipment.orders, key=lambda m: m.order_id):
             orders.apply_transition(db, member.order_id, "ship", principal=principal,
                                     tracking_number=first_tracking[member.order_id],
-                                    carrier=shipment.carrier.code, at=at, commit=False)
+                                    carrier=shipment.carrier.code, at=at, commit=False, shipment_id=shipment.id)
     elif transition.orders == "deliver":
+        _lock_orders_and_stock(db, shipment)
         for member in sorted(shipment.orders, key=lambda m: m.order_id):
             if member.order.status == "shipped":
                 orders.apply_transition(db, member.order_id, "deliver", principal=principal, at=at, commit=False)

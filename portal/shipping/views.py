@@ -30,7 +30,7 @@ from portal.orders.models import Order
 from portal.orders.queries import OrderFilters
 from portal.pagination import paginate
 from portal.shipping import paperwork, services
-from portal.shipping.carriers import active_carriers, next_cutoff, tracking_link
+from portal.shipping.carriers import active_carriers, cutoff_on, next_cutoff, tracking_link
 from portal.shipping.exceptions import IllegalShipmentTransition
 from portal.shipping.forms import PACKAGE_FIELDS, ActionForm, CreateShipmentForm, PackageForm, SplitForm
 from portal.shipping.machine import EDITABLE_STATES, OPEN_STATES, STATE_LABELS, TRANSITIONS, available_to
@@ -207,7 +207,7 @@ def show(shipment_id: int):
         "shipping/show.html", shipment=shipment, events=events, editable=editable,
         merchant=db.get(Merchant, shipment.merchant_id),
         problems=services.problems(shipment) if shipment.status in OPEN_STATES else [],
-        cutoff=next_cutoff(shipment.carrier) if shipment.status in OPEN_STATES else None,
+        cutoff=cutoff_on(shipment.carrier, shipment.pickup_date) if shipment.status in OPEN_STATES else None,
         actions=_actions(shipment), packages_of=packages_of, free_orders=_free_orders() if editable else [],
         actors=emails_by_id(db, (e.actor_user_id for e in events)),
         tokens=_token_names({e.actor_token_id for e in events if e.actor_token_id}),
@@ -388,10 +388,9 @@ def delete(shipment_id: int):
 def document(shipment_id: int, name: str):
     """A document of the shipment as a PDF attachment, in the user's language."""
     shipment = get_or_404(Shipment, shipment_id)
-    needs = shipment.orders if name == "packing-slips" else shipment.packages
-    if not needs:
-        flash(gettext("The shipment %(number)s has no orders or packages to print.", number=shipment.number),
-              "warning")
+    problem = paperwork.not_printable(shipment, name)
+    if problem:
+        flash(problem, "warning")
         return _back(shipment)
     pdf = paperwork.render(db, shipment, name, str(get_locale() or "en"))
     return Response(pdf, mimetype="application/pdf", headers={

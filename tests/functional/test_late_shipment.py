@@ -4,7 +4,7 @@ from __future__ import annotations
 import html
 import json
 import re
-from datetime import date, datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -15,7 +15,7 @@ from portal.shipping.carriers import DEFAULT_CARRIERS, load_default_carriers, ne
 from portal.shipping.models import Carrier
 from portal.shipping.services import create_shipment
 from portal.tenancy import Principal
-from tests.support.orders import bearer, post_order, shop
+from tests.support.orders import bearer, pickup_day, post_order, shop
 
 MOSCOW = ZoneInfo("Europe/Moscow")
 
@@ -63,7 +63,7 @@ def test_the_merchants_home_lists_the_orders_at_risk_first_with_the_next_cutoffs
     calm = _order(client, s, ship_in_hours=24 * 5)
     with app.app_context():
         create_shipment(get_session(), principal=Principal(role="merchant_admin", merchant_id=s.merchant.id),
-                        order_ids=[soon["id"]], carrier="cdek", pickup_date=date.today() + timedelta(days=1))
+                        order_ids=[soon["id"]], carrier="cdek", pickup_date=pickup_day())
     other = shop(app, factory, {"TEA-1": 5})
     theirs = _order(client, other, ship_in_hours=1)
     auth.login(s.admin.email)

@@ -10,9 +10,9 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from tests.support.auth import csrf_from
-from tests.support.orders import bearer, carriers, order_status, post_order, shop
+from tests.support.orders import bearer, carriers, order_status, pickup_day, post_order, shop
 
-TOMORROW = (datetime.now(timezone.utc) + timedelta(days=1)).date().isoformat()
+TOMORROW = pickup_day().isoformat()  # the next weekday: the carriers pick up on weekdays
 PACKED = {"weight_grams": "1250", "length_mm": "300", "width_mm": "200", "height_mm": "100"}
 
 
@@ -170,6 +170,10 @@ def test_merchant_builds_packs_splits_merges_and_hands_over_a_shipment_and_the_o
     assert len(merged["packages"]) == 2
     assert sorted((line["sku"], line["quantity"]) for line in merged["packages"][0]["lines"]) == [
         ("CUP-2", 1), ("TEA-1", 2)]
+    # Its contents changed: the package is to be weighed and measured again before the shipment goes ready.
+    assert f"The package {big['code']} has no weight." in _element(text, "ul", "shipment-problems")
+    text = _submit(auth, shipment_id, f"/packages/{big['id']}", {**PACKED})
+    assert f"The package {big['code']} was saved." in text
 
     text = _submit(auth, shipment_id, "/ready")
     assert f"Shipment {number} is now ready for pickup." in text
@@ -202,6 +206,10 @@ def test_the_documents_come_in_the_users_language(app, client, s, auth, tmp_path
     order = _accepted(client, s)
     auth.login(s.admin.email)
     shipment_id = _created(auth, [order["id"]])
+    unpacked = auth.client.get(f"/shipments/{shipment_id}/documents/labels.pdf", follow_redirects=True)
+    assert "Finish packing first" in html.unescape(unpacked.get_data(as_text=True))  # no label says 0 kg
+    assert auth.client.get(f"/shipments/{shipment_id}/documents/packing-slips.pdf").mimetype == "application/pdf"
+    _pack(auth, _api(client, s, shipment_id))
     english = auth.client.get(f"/shipments/{shipment_id}/documents/labels.pdf")
     auth.post("/language", {"lang": "ru"})
     russian = auth.client.get(f"/shipments/{shipment_id}/documents/labels.pdf")

@@ -5,9 +5,9 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from tests.support.orders import bearer, carriers, post_order, set_carrier_active, shop, stock_of
+from tests.support.orders import bearer, carriers, pickup_day, post_order, set_carrier_active, shop, stock_of
 
-TOMORROW = (datetime.now(timezone.utc) + timedelta(days=1)).date().isoformat()
+TOMORROW = pickup_day().isoformat()  # the next weekday: the carriers pick up on weekdays
 CDEK_TRACKING = "1234567890"
 PACKED = {"weight_grams": 1200, "length_mm": 300, "width_mm": 200, "height_mm": 100}
 
@@ -99,7 +99,10 @@ def test_a_merchant_packs_splits_and_hands_over_in_one_call_and_the_orders_are_s
     assert (new["order_id"], new["lines"]) == (first, [{"order_line_id": tea["order_line_id"], "sku": "TEA-1",
                                                         "quantity": 2}])
     assert any(new["code"] in problem for problem in shipment["problems"])
+    # The split package's contents changed: it is weighed and measured again, like the new one.
+    assert any(f"{package['code']} has no weight" in problem for problem in shipment["problems"])
     assert _patch(client, s, shipment["id"], new["id"], **PACKED, tracking_number="1234567899").status_code == 200
+    assert _patch(client, s, shipment["id"], package["id"], **PACKED).status_code == 200
 
     handed = _post(client, s.merchant_secret, f"/api/v1/shipments/{shipment['id']}/handover")
     assert handed.status_code == 200, handed.get_json()
@@ -119,9 +122,15 @@ def test_a_merchant_packs_splits_and_hands_over_in_one_call_and_the_orders_are_s
         "operator_token_required")
     in_transit = _post(client, s.operator_secret, events, {"event": "in_transit"})
     assert (in_transit.status_code, in_transit.get_json()["status"]) == (200, "in_transit")
-    delivered = _post(client, s.operator_secret, events, {"event": "delivered", "at": "2030-01-02T10:00:00+03:00"})
-    assert delivered.get_json()["status"] == "delivered"
-    assert delivered.get_json()["delivered_at"] == "2030-01-02T07:00:00+00:00"
+    future = (datetime.now(timezone.utc) + timedelta(hours=1)).isoformat()
+    too_early = (datetime.fromisoformat(body["handed_over_at"]) - timedelta(hours=1)).isoformat()
+    for at in (future, too_early):  # a carrier's event comes after the last step, and not from the future
+        wrong = _error(_post(client, s.operator_secret, events, {"event": "delivered", "at": at}), 422)
+        assert wrong["details"]["field"] == "at"
+    moment = (datetime.now(timezone.utc) + timedelta(minutes=2)).replace(microsecond=0)  # clocks differ a little
+    delivered = _post(client, s.operator_secret, events, {"event": "delivered", "at": moment.isoformat()})
+    assert delivered.get_json()["status"] == "delivered", delivered.get_json()
+    assert delivered.get_json()["delivered_at"] == moment.isoformat()
     assert [_order(client, s, order_id)["status"] for order_id in (first, second)] == ["delivered", "delivered"]
     again = _error(_post(client, s.operator_secret, events, {"event": "in_transit"}), 409)
     assert (again["code"], again["details"]["status"]) == ("illegal_transition", "delivered")

@@ -1,8 +1,6 @@
 """Tenant isolation: another merchant's objects answer 404 on every route that takes an id."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
-
 import pytest
 
 from sqlalchemy import select
@@ -12,7 +10,7 @@ from portal.db import get_session
 from portal.jobs.services import enqueue, get_runner
 from tests.support.catalog import csv_bytes, import_file, products
 from tests.support.mapping import load_taxonomy
-from tests.support.orders import bearer, carriers, order_payload, order_status
+from tests.support.orders import bearer, carriers, order_payload, order_status, pickup_day
 from tests.support.tenancy import Probe, assert_other_merchant_gets_404
 
 # Routes that take an id but hold no merchant data.
@@ -62,8 +60,14 @@ def merchant_a(app, factory):
                                      headers=bearer(operator_secret)).get_json()["id"]
     assert app.test_client().post(f"/api/v1/orders/{shipped}/accept", headers=bearer(secret)).status_code == 200
     shipment = app.test_client().post("/api/v1/shipments", headers=bearer(secret), json={
-        "order_ids": [shipped], "carrier": "cdek", "pickup_date": datetime.now(timezone.utc).date().isoformat()})
+        "order_ids": [shipped], "carrier": "cdek", "pickup_date": pickup_day(0).isoformat()})
     assert shipment.status_code == 201, shipment.get_json()
+    package_id = shipment.get_json()["packages"][0]["id"]
+    packed = app.test_client().patch(f"/api/v1/shipments/{shipment.get_json()['id']}/packages/{package_id}",
+                                     headers=bearer(secret), json={"weight_grams": 900, "length_mm": 200,
+                                                                   "width_mm": 150, "height_mm": 100,
+                                                                   "tracking_number": "1234567890"})
+    assert packed.status_code == 200, packed.get_json()  # packed: its labels and act can be printed
     return {"merchant": merchant, "admin": admin, "staff": staff, "token": token, "job_id": job.id,
             "upload_id": upload["upload_id"], "product_id": product.id, "merchant_category_id": category.id,
             "request_id": fill_in.id, "order_id": order.get_json()["id"], "shipped_order_id": shipped,
@@ -204,8 +208,8 @@ def test_another_merchants_shipment_pages_leave_the_shipment_as_it_was(merchant_
     shipment = client.get(f"/api/v1/shipments/{merchant_a['shipment_id']}", headers=bearer(own_secret)).get_json()
     assert shipment["status"] == "draft" and [o["id"] for o in shipment["orders"]] == [merchant_a["shipped_order_id"]]
     assert [(p["id"], p["weight_grams"], p["tracking_number"]) for p in shipment["packages"]] == [
-        (merchant_a["package_id"], 0, None)]
-    assert [e["transition"] for e in shipment["history"]] == ["create"]
+        (merchant_a["package_id"], 900, "1234567890")]  # as the fixture packed it
+    assert [e["transition"] for e in shipment["history"]] == ["create", "package"]
 
 
 def test_every_route_with_an_id_is_probed_for_tenant_isolation(app, merchant_a):

@@ -22,7 +22,7 @@ from portal.shipping.exceptions import (
 from portal.shipping.machine import STATES, TRANSITIONS, legal_pairs
 from portal.shipping.models import Shipment, ShipmentEvent
 from portal.tenancy import Principal
-from tests.support.orders import order_payload, shop, stock_of
+from tests.support.orders import order_payload, pickup_day, shop, stock_of
 
 OPERATOR = Principal(role="operator_admin", merchant_id=None)
 CDEK_TRACKING = "1234567890"
@@ -30,6 +30,11 @@ CDEK_TRACKING = "1234567890"
 
 def _today() -> date:
     return datetime.now(timezone.utc).date()  # when called: a suite may run past midnight
+
+
+def _next_sunday() -> date:
+    day = _today() + timedelta(days=1)
+    return day + timedelta(days=(6 - day.weekday()) % 7)
 
 
 def _merchant(s) -> Principal:
@@ -63,7 +68,7 @@ def _call(app, func, *args, **kwargs):
 
 def _build(app, s, order_ids, carrier="cdek"):
     return _call(app, services.create_shipment, principal=_merchant(s), order_ids=order_ids, carrier=carrier,
-                 pickup_date=_today() + timedelta(days=1)).id
+                 pickup_date=pickup_day()).id
 
 
 def _pack_all(app, s, shipment_id, tracking=CDEK_TRACKING):
@@ -122,9 +127,10 @@ def test_bad_orders_carriers_and_dates_are_refused_and_nothing_is_stored(app, s,
         ({"order_ids": []}, "order_ids", None),
         ({"order_ids": [mine], "carrier": "pigeon"}, "carrier", "pigeon"),
         ({"order_ids": [mine], "pickup_date": _today() - timedelta(days=1)}, "pickup_date", None),
+        ({"order_ids": [mine], "pickup_date": _next_sunday()}, "pickup_date", "does not pick up"),
     ]
     for changes, field, words in cases:
-        arguments = {"order_ids": [mine], "carrier": "cdek", "pickup_date": _today(), **changes}
+        arguments = {"order_ids": [mine], "carrier": "cdek", "pickup_date": pickup_day(0), **changes}
         with pytest.raises(ShipmentError) as caught:
             _call(app, services.create_shipment, principal=_merchant(s), **arguments)
         assert caught.value.details["field"] == field
@@ -133,7 +139,7 @@ def test_bad_orders_carriers_and_dates_are_refused_and_nothing_is_stored(app, s,
     with app.app_context():
         assert get_session().scalar(select(Shipment.id)) is None
     with pytest.raises(ShipmentForbidden):
-        _call(app, services.create_shipment, principal=OPERATOR, order_ids=[mine], carrier="cdek", pickup_date=_today())
+        _call(app, services.create_shipment, principal=OPERATOR, order_ids=[mine], carrier="cdek", pickup_date=pickup_day(0))
 
 
 def test_an_order_goes_in_one_shipment_at_a_time_and_removing_it_from_a_draft_frees_it(app, s):
@@ -356,3 +362,27 @@ def test_a_handover_and_a_cancellation_at_once_leave_a_consistent_state(app, s):
     else:
         assert (order.status, status) == ("cancelled", "ready") and stock_of(app, s.merchant.id, "TEA-1") == (10, 0)
     assert sum(isinstance(r, Exception) for r in results) == 1, results
+
+
+def test_an_order_in_an_open_shipment_ships_only_with_it(app, s):
+    from portal.orders.exceptions import IllegalTransition
+
+    order_id = _accepted(app, s)
+    shipment_id = _build(app, s, [order_id])
+    with pytest.raises(IllegalTransition, match=f"SHP-{shipment_id:06d}"):
+        _call(app, orders.apply_transition, order_id, "ship", principal=_merchant(s), carrier="cdek",
+              tracking_number=CDEK_TRACKING)
+    assert _order(app, order_id).status == "accepted"
+    _call(app, services.remove_order, shipment_id, order_id, principal=_merchant(s))
+    shipped = _call(app, orders.apply_transition, order_id, "ship", principal=_merchant(s), carrier="cdek",
+                    tracking_number=CDEK_TRACKING)
+    assert shipped.order.status == "shipped"
+
+
+def test_one_tracking_number_on_two_packages_stops_the_shipment(app, s):
+    shipment_id = _build(app, s, [_accepted(app, s), _accepted(app, s, [("CUP-2", 1)])])
+    _pack_all(app, s, shipment_id)
+    second = _shipment(app, shipment_id).packages[1].id
+    _call(app, services.update_package, second, principal=_merchant(s), tracking_number=CDEK_TRACKING)
+    with pytest.raises(ShipmentError, match="more than one package"):
+        _call(app, services.fire, shipment_id, "ready", principal=_merchant(s))

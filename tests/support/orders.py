@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass
+from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
 from flask import Flask
@@ -94,3 +95,12 @@ def set_carrier_active(app: Flask, code: str, active: bool) -> None:
 def order_status(app: Flask, order_id: int) -> str:
     with app.app_context():
         return get_session().get(Order, order_id).status
+
+
+def pickup_day(days_ahead: int = 1) -> date:
+    """A pickup date of the default carriers (they all pick up on weekdays): the first weekday from
+    ``days_ahead`` days on, so that tests do not fail at weekends."""
+    day = datetime.now(timezone.utc).date() + timedelta(days=days_ahead)
+    while day.weekday() >= 5:
+        day += timedelta(days=1)
+    return day

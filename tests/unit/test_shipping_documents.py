@@ -159,10 +159,10 @@ def sixty_packages() -> tuple[PackageDoc, ...]:
 
 
 @pytest.mark.parametrize("locale, words, page_of", [
-    ("ru", ("Акт приёма-передачи отгрузки SHP-000042 от 11 марта 2025 г.", "Отправитель", "Служба доставки",
+    ("ru", ("Акт приёма-передачи отгрузки SHP-000042 от 12 марта 2025 г.", "Отправитель", "Служба доставки",
             "Сдал (отправитель)", "Принял (курьер службы доставки)", "ФИО", "Подпись", "Дата", "Всего мест 60"),
      "Стр. {} из {}"),
-    ("en", ("Handover act for shipment SHP-000042 of March 11, 2025", "Sender", "Carrier",
+    ("en", ("Handover act for shipment SHP-000042 of March 12, 2025", "Sender", "Carrier",
             "Handed over by the sender", "Accepted by the carrier's courier", "Printed name", "Signature", "Date",
             "Packages in total 60"), "Page {} of {}"),
 ])
