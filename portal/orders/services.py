@@ -555,7 +555,8 @@ def _shipping_carrier(db: Session, code: str | None) -> Carrier:
 
 
 def _not_in_another_shipment(db: Session, order: Order, shipment_id: int | None) -> None:
-    held = db.execute(select(Shipment.id, Shipment.status).join(ShipmentOrder, ShipmentOrder.shipment_id == Shipment.id)
+    stmt = scope(select(Shipment.id, Shipment.status), Shipment, Principal(role="system", merchant_id=order.merchant_id))
+    held = db.execute(stmt.join(ShipmentOrder, ShipmentOrder.shipment_id == Shipment.id)
                       .where(ShipmentOrder.order_id == order.id)).first()
     if held is not None and held.status in SHIPMENT_OPEN_STATES and held.id != shipment_id:
         raise IllegalTransition(
