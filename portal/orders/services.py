@@ -79,6 +79,11 @@ def actor_kind(principal: Principal) -> str:
     return MERCHANT if principal.merchant_id is not None else MARKETPLACE
 
 
+def recorded_actor(principal: Principal) -> str:
+    """Who an event records: the portal itself, an API token or a signed-in user."""
+    return "system" if principal.role == "system" else ("token" if principal.token_id else "user")
+
+
 def _hours(name: str, default: int) -> int:
     return int(current_app.config.get(name, default)) if has_app_context() else default
 
@@ -408,7 +413,7 @@ def _event(order: Order, from_status: str | None, transition: str, to_status: st
            at: datetime, reason: str | None = None, details: dict[str, Any] | None = None) -> OrderEvent:
     return OrderEvent(order_id=order.id, merchant_id=order.merchant_id, at=at, transition=transition,
                       from_status=from_status, to_status=to_status,
-                      actor_kind="system" if principal.role == "system" else ("token" if principal.token_id else "user"),
+                      actor_kind=recorded_actor(principal),
                       actor_user_id=principal.user_id, actor_token_id=principal.token_id, reason=reason,
                       details=details or {})
 

@@ -10,7 +10,6 @@ from flask import Response, abort, url_for
 from flask.views import MethodView
 from flask_babel import get_locale, gettext
 from marshmallow import Schema, fields, validate
-from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from portal.api import api_blueprint, operator_only
@@ -21,6 +20,7 @@ from portal.shipping import paperwork, services
 from portal.shipping.carriers import tracking_link
 from portal.shipping.exceptions import ShipmentError
 from portal.shipping.machine import CARRIER_EVENTS, OPEN_STATES, STATES
+from portal.shipping import queries
 from portal.shipping.models import Package, Shipment, ShipmentEvent
 from portal.tenancy import current_principal, get_or_404, scoped_select
 
@@ -186,8 +186,7 @@ def shipment_dict(shipment: Shipment, merchant_slug: str, *, full: bool = True) 
 
 
 def _history(shipment: Shipment) -> list[ShipmentEvent]:
-    return list(db.scalars(select(ShipmentEvent).where(ShipmentEvent.shipment_id == shipment.id)
-                           .order_by(ShipmentEvent.at, ShipmentEvent.id)))
+    return queries.history(db, shipment)
 
 
 def _answer(shipment: Shipment) -> dict[str, Any]:

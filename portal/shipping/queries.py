@@ -14,7 +14,7 @@ from portal.orders.models import Order
 from portal.orders.queries import at_risk, at_risk_hours
 from portal.shipping.carriers import active_carriers, next_cutoff
 from portal.shipping.machine import OPEN_STATES, STATE_LABELS
-from portal.shipping.models import Carrier, Shipment, ShipmentOrder
+from portal.shipping.models import Carrier, Shipment, ShipmentEvent, ShipmentOrder
 from portal.tenancy import Principal, scope, scoped_select
 
 
@@ -108,3 +108,10 @@ def digests(db: Session, *, merchant_slug: str | None = None, now: datetime | No
         stmt = select(Merchant).where(Merchant.slug == merchant_slug)
     return [digest(db, merchant, now=now) for merchant in db.scalars(stmt)]
 
+
+
+def history(db: Session, shipment: Shipment) -> list[ShipmentEvent]:
+    """The shipment's events, oldest first (the page's and the API's history)."""
+    principal = Principal(role="system", merchant_id=shipment.merchant_id)
+    return list(db.scalars(scoped_select(ShipmentEvent, principal).where(ShipmentEvent.shipment_id == shipment.id)
+                           .order_by(ShipmentEvent.at, ShipmentEvent.id)))

@@ -48,7 +48,7 @@ def _event(shipment: Shipment, from_status: str | None, transition: str, princip
            details: dict[str, Any] | None = None) -> ShipmentEvent:
     return ShipmentEvent(shipment_id=shipment.id, merchant_id=shipment.merchant_id, at=at, transition=transition,
                          from_status=from_status, to_status=shipment.status,
-                         actor_kind="system" if principal.role == "system" else ("token" if principal.token_id else "user"),
+                         actor_kind=orders.recorded_actor(principal),
                          actor_user_id=principal.user_id, actor_token_id=principal.token_id, details=details or {})
 
 

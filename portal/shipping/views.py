@@ -34,6 +34,7 @@ from portal.shipping.carriers import active_carriers, cutoff_on, next_cutoff, tr
 from portal.shipping.exceptions import IllegalShipmentTransition
 from portal.shipping.forms import PACKAGE_FIELDS, ActionForm, CreateShipmentForm, PackageForm, SplitForm
 from portal.shipping.machine import EDITABLE_STATES, OPEN_STATES, STATE_LABELS, TRANSITIONS, available_to
+from portal.shipping import queries
 from portal.shipping.models import Carrier, Package, Shipment, ShipmentEvent, ShipmentOrder
 from portal.tenancy import current_principal, get_or_404, scoped_select
 
@@ -121,8 +122,7 @@ def _actions(shipment: Shipment) -> list[Any]:
 
 
 def _history(shipment: Shipment) -> list[ShipmentEvent]:
-    return list(db.scalars(select(ShipmentEvent).where(ShipmentEvent.shipment_id == shipment.id)
-                           .order_by(ShipmentEvent.at, ShipmentEvent.id)))
+    return queries.history(db, shipment)
 
 
 def _token_names(token_ids: set[int]) -> dict[int, str]:
