@@ -76,6 +76,8 @@ def register_blueprints(app: Flask) -> None:
     from portal.api.views import blp as api_core_blp
     from portal.catalog.api import blp as catalog_api_blp
     from portal.catalog.views import bp as catalog_bp
+    from portal.kpi.api import blp as kpi_api_blp
+    from portal.kpi.views import bp as kpi_bp
     from portal.category_mapping.views import bp as category_mapping_bp
     from portal.orders.api import blp as orders_api_blp
     from portal.orders.views import bp as orders_bp
@@ -97,13 +99,16 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(pim_export_bp)
     app.register_blueprint(shipping_bp)
     app.register_blueprint(carriers_bp)
+    app.register_blueprint(kpi_bp)
     api.register_blueprint(api_core_blp)
     api.register_blueprint(catalog_api_blp)
     api.register_blueprint(orders_api_blp)
     api.register_blueprint(shipments_api_blp)
+    api.register_blueprint(kpi_api_blp)
 
     import portal.audit_export  # noqa: F401  (registers its job)
     import portal.orders.reports  # noqa: F401  (registers its job)
+    import portal.kpi.services  # noqa: F401  (registers the rollup job)
 
 
 def register_errorhandlers(app: Flask) -> None:

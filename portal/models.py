@@ -9,3 +9,4 @@ from portal.category_mapping.models import (  # noqa: F401
 from portal.pim_export.models import ExportedProduct, ExportRun  # noqa: F401
 from portal.orders.models import Order, OrderEvent, OrderLine, OrderRequest  # noqa: F401
 from portal.shipping.models import Carrier, Package, PackageLine, Shipment, ShipmentEvent, ShipmentOrder  # noqa: F401
+from portal.kpi.models import KpiDaily, KpiThreshold  # noqa: F401

@@ -1,0 +1,1 @@
+"""Block 5: KPI and reports — merchant health, early warnings, rankings and downloadable reports."""
