@@ -5,6 +5,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from flask_babel import format_decimal, format_percent, gettext
 from flask_babel import lazy_gettext as _l
 
 # A metric's status against its thresholds; "no_data" when nothing was counted, "none" for figures
@@ -105,3 +106,16 @@ def thresholds_are_consistent(metric: Metric, warning: float | None, threshold: 
     if warning is None or threshold is None:
         return True
     return warning <= threshold if metric.better == "lower" else warning >= threshold
+
+
+def display(metric: Metric, value: float | int | Decimal | None) -> str:
+    """A value as people read it, in the current language: 4.6 %, 12.5 h, 1 234, 98 765.00; "—" for none."""
+    if value is None:
+        return "—"
+    if metric.unit == "rate":
+        return format_percent(float(value), "#,##0.0 %")
+    if metric.unit == "hours":
+        return gettext("%(hours)s h", hours=format_decimal(float(value), "#,##0.0"))
+    if metric.unit == "money":
+        return format_decimal(Decimal(value), "#,##0.00")
+    return format_decimal(int(value), "#,##0")
