@@ -10,6 +10,7 @@ from portal.audit import AuditEvent
 from portal.db import session as db
 from portal.jobs.models import Job
 from portal.category_mapping.queries import merchant_summary
+from portal.kpi.pages import home_health
 from portal.orders.queries import at_risk_hours, desk_counts
 from portal.shipping.queries import at_risk_orders, next_cutoffs
 from portal.tenancy import current_principal, scope, scoped_select
@@ -36,9 +37,11 @@ def index():
     # Help against late shipment, at the top of a merchant's home: what may ship late, and the next cut-offs.
     shipping = {"at_risk": at_risk_orders(db, current_principal(), limit=10), "hours": at_risk_hours(),
                 "cutoffs": next_cutoffs(db, current_principal())[:3]} if current_user.is_merchant_user else None
+    # The account's health against the marketplace's thresholds: one computation of the figures.
+    account_health = home_health(db, current_principal(), current_user.merchant_id) if current_user.is_merchant_user else None
     return render_template(
         f"home/{current_user.role}.html", figures=figures, recent_jobs=recent_jobs, recent_events=recent_events,
-        catalog=catalog, orders=orders, shipping=shipping,
+        catalog=catalog, orders=orders, shipping=shipping, account_health=account_health,
     )
 
 

@@ -166,7 +166,8 @@ def test_merchant_staff_sees_no_admin_links_and_gets_the_friendly_403_page(page:
     sign_in(page, MERCHANT_STAFF)
     signed_in_as(page, MERCHANT_STAFF)
     nav = page.locator("a.nav-link")
-    expect(nav).to_have_text(["Home", "Products", "Uploads", "Categories", "Attributes", "Requests", "Orders", "Shipments"])
+    expect(nav).to_have_text(["Home", "Products", "Uploads", "Categories", "Attributes", "Requests", "Orders", "Shipments",
+                              "Performance"])
     expect(nav.filter(has_text="Users")).to_have_count(0)
     expect(nav.filter(has_text="API tokens")).to_have_count(0)
 

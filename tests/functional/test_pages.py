@@ -9,9 +9,10 @@ from portal.accounts.models import User
 from portal.db import get_session
 
 NAV = {
-    "merchant_admin": {"Home", "Products", "Uploads", "Categories", "Attributes", "Requests", "Orders", "Shipments", "Users",
-                       "API tokens", "Audit log"},
-    "merchant_staff": {"Home", "Products", "Uploads", "Categories", "Attributes", "Requests", "Orders", "Shipments"},
+    "merchant_admin": {"Home", "Products", "Uploads", "Categories", "Attributes", "Requests", "Orders", "Shipments",
+                       "Performance", "Users", "API tokens", "Audit log"},
+    "merchant_staff": {"Home", "Products", "Uploads", "Categories", "Attributes", "Requests", "Orders", "Shipments",
+                       "Performance"},
     "category_manager": {"Home", "Weak spots", "Merchants", "Products", "Uploads", "Categories", "Requests", "Taxonomy"},
     "operator_admin": {"Home", "Merchants", "Products", "Uploads", "Categories", "Orders", "Shipments", "Requests", "Weak spots",
                        "Taxonomy", "PIM export", "Carriers", "Users", "API tokens", "Audit log"},

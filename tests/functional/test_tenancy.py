@@ -26,7 +26,9 @@ STAFF_ONLY = {"category_mapping.lock", "category_mapping.weak_spot", "category_m
               "carriers.edit",
               # Carrier events come from the marketplace: any merchant token gets 403, its own shipment or not
               # (tests/functional/test_shipments_api.py).
-              "shipments_api.ShipmentEvents"}
+              "shipments_api.ShipmentEvents",
+              # Staff's drill-down from the KPI ranking; merchants see their own figures at /kpi/.
+              "kpi.merchant"}
 
 
 @pytest.fixture
@@ -229,6 +231,6 @@ def test_staff_only_routes_with_an_id_are_closed_to_merchants(merchant_a, factor
                          ("POST", "/mapping/taxonomy/751/requirements/volume_l/delete"),
                          ("POST", "/mapping/taxonomy/751/managers"), ("GET", "/pim/runs/1"),
                          ("GET", "/pim/runs/1/manifest.json"), ("GET", "/admin/carriers/1/edit"),
-                         ("POST", "/admin/carriers/1/edit")]:
+                         ("POST", "/admin/carriers/1/edit"), ("GET", f"/kpi/merchants/{merchant}")]:
         response = auth.post(path, csrf_page="/mapping/categories") if method == "POST" else auth.client.get(path)
         assert response.status_code == 403, path
