@@ -5,12 +5,17 @@ import csv
 import io
 import json
 import re
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import Page, expect
 
+from portal.db import get_session
 from portal.demo import DEMO_PASSWORD
+from portal.kpi.services import rollup
+from tests.support.factories import PASSWORD
+from tests.support.kpi import History, days, hours
 
 pytestmark = pytest.mark.e2e
 
@@ -401,3 +406,44 @@ def test_merchant_builds_a_shipment_from_accepted_orders_prints_labels_and_the_a
     expect(page.locator("#order-status")).to_have_text("shipped")
     expect(page.locator("#order-carrier")).to_have_text("СДЭК")
     expect(page.locator("#tracking-link")).to_have_text(tracking_of[numbers[0]])
+
+def test_merchant_opens_kpi_performance_sees_the_trend_charts_and_the_early_warning(page: Page, app, factory) -> None:
+    now = datetime.now(timezone.utc)
+    merchant = factory.merchant(name="Чайная лавка")
+    user = factory.user("merchant_admin", merchant)
+    history = History(app, merchant.id)
+    # One late of 40 handed over (2.5 %, green); three at risk now would make it 4 of 43.
+    for i in range(40):
+        history.shipped(now - days(1 + i % 20), late=(i == 0))
+    for h in (-1, 3, 5):
+        history.order(created=now - days(2), accepted=now - days(2), ship_by=now + hours(h), status="accepted")
+    with app.app_context():
+        rollup(get_session(), days=40, now=now)
+
+    sign_in(page, user.email, PASSWORD)
+    signed_in_as(page, user.email)
+    expect(page.locator("#account-health")).to_contain_text("Shipping these 3 at-risk orders late")
+    page.locator("a.nav-link", has_text="Performance").click()
+    expect(page).to_have_url(re.compile(r"/kpi/$"))
+    expect(page.locator("#kpi-warnings")).to_contain_text(
+        "Shipping these 3 at-risk orders late would take your late shipment rate to 9.3 %.")
+    expect(page.locator("#kpi-late_shipment_rate .kpi-value")).to_have_text("2.5 %")
+    canvases = page.locator("canvas[data-kpi-chart]")
+    expect(canvases).to_have_count(10)  # nine health metrics and the sales
+    expect(page.locator('canvas[data-rendered="1"]')).to_have_count(10)
+
+    page.locator('#kpi-period-choices a[data-period="7"]').click()
+    expect(page).to_have_url(re.compile(r"/kpi/\?days=7$"))
+    expect(page.locator('#kpi-period-choices a[data-period="7"]')).to_have_class(re.compile(r"\bactive\b"))
+    expect(page.locator('canvas[data-rendered="1"]')).to_have_count(10)
+
+    # A period the wrong way round is refused with the reason, and the standard windows shown.
+    today = now.date()
+    page.locator("#kpi-date-from").fill((today - timedelta(days=1)).isoformat())
+    page.locator("#kpi-date-to").fill((today - timedelta(days=5)).isoformat())
+    page.locator("#kpi-custom-period button[type=submit]").click()
+    expect(page.locator("#kpi-period-errors")).to_contain_text("is after the last day")
+    expect(page.locator('#kpi-period-choices a[data-period="standard"]')).to_have_class(re.compile(r"\bactive\b"))
+
+    page.locator("#kpi-warnings a").first.click()
+    expect(page.locator("#order-status")).to_have_text("accepted")
