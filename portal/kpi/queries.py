@@ -112,9 +112,12 @@ class Health:
 
     @property
     def status(self) -> str:
-        """The worst status among the metrics that have a threshold."""
-        worst = max((f.status for f in self.figures.values()), key=lambda s: SEVERITY[s], default=NO_DATA)
-        return worst if SEVERITY[worst] else NO_DATA
+        """The worst status among the metrics that have a threshold; "no data" while no rate or time has
+        any (a count of zero overdue requests alone does not make a merchant healthy)."""
+        measured = [f.status for f in self.figures.values() if f.metric.unit != "count" and SEVERITY[f.status]]
+        if not measured:
+            return NO_DATA
+        return max((f.status for f in self.figures.values()), key=lambda s: SEVERITY[s])
 
 
 def thresholds(db: Session) -> dict[str, tuple[float | None, float | None]]:
@@ -375,11 +378,16 @@ def top_products(db: Session, principal: Principal, merchant_id: int, period: Pe
              "revenue": Decimal(r.revenue).quantize(Decimal("0.01"))} for r in db.execute(stmt)]
 
 
-def worst_first(rows: list[tuple[int, dict[str, Figure]]], key: str, descending: bool) -> list[tuple[int, dict[str, Figure]]]:
-    """Sort merchants by one metric's value; those without data last whatever the direction."""
+def worst_first(rows: list[tuple[Any, dict[str, Figure]]], key: str, descending: bool) -> list[tuple[Any, dict[str, Figure]]]:
+    """Sort merchants (ids or Merchant rows) by one metric's value, ties by id; those without data last
+    whatever the direction."""
+    def ident(item: Any) -> int:
+        return item if isinstance(item, int) else item.id
+
     present = [r for r in rows if r[1][key].value is not None]
     absent = [r for r in rows if r[1][key].value is None]
-    return sorted(present, key=lambda r: (float(r[1][key].value), r[0]), reverse=descending) + absent  # type: ignore[arg-type]
+    return sorted(present, key=lambda r: (float(r[1][key].value), ident(r[0])),  # type: ignore[arg-type]
+                  reverse=descending) + absent
 
 
 def statuses(figures: dict[str, Figure], keys: tuple[str, ...]) -> dict[str, str]:

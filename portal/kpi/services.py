@@ -164,10 +164,14 @@ def parse_threshold(metric_key: str, text: str, *, what: str) -> float | None:
     return value
 
 
-def set_thresholds(db: Session, actor: Principal, values: dict[str, tuple[float | None, float | None]]) -> int:
-    """Store operators' thresholds (all or none); returns how many metrics changed."""
+def _operator(actor: Principal) -> None:
     if actor.is_merchant or actor.role != "operator_admin":
         raise ThresholdError(gettext("Only operators set KPI thresholds."))
+
+
+def set_thresholds(db: Session, actor: Principal, values: dict[str, tuple[float | None, float | None]]) -> int:
+    """Store operators' thresholds (all or none); returns how many metrics changed."""
+    _operator(actor)
     for key, (warning, threshold) in values.items():
         metric = BY_KEY.get(key)
         if metric is None:
@@ -198,3 +202,15 @@ def set_thresholds(db: Session, actor: Principal, values: dict[str, tuple[float 
     db.commit()
     return changed
 
+
+
+def reset_thresholds(db: Session, actor: Principal) -> int:
+    """Back to the defaults of ``portal.kpi.metrics``: the operators' rows go (so later defaults apply too)."""
+    _operator(actor)
+    rows = list(db.scalars(select(KpiThreshold)))
+    for row in rows:
+        record(db, "kpi.thresholds_changed", actor=actor, details={
+            "metric": row.metric, "before": [row.warning, row.threshold], "after": "default"})
+        db.delete(row)
+    db.commit()
+    return len(rows)

@@ -23,7 +23,7 @@ from portal.db import session as db
 from portal.kpi.forms import THRESHOLD_METRICS, RestoreDefaultsForm, ThresholdsForm
 from portal.kpi.metrics import AMBER, BY_KEY, GREEN, HEALTH, NO_DATA, RED, SEVERITY, STATUS_LABELS, Metric, display
 from portal.kpi.queries import Figure, Period, ranking, thresholds, worst_first
-from portal.kpi.services import ThresholdError, set_thresholds
+from portal.kpi.services import ThresholdError, reset_thresholds, set_thresholds
 from portal.kpi.views import bp
 from portal.reports import safe_cell
 from portal.tenancy import Principal, current_principal
@@ -236,8 +236,9 @@ def edit_thresholds():
     form, restore = ThresholdsForm(), RestoreDefaultsForm()
     if request.method == "POST":
         if restore.restore.data:
-            defaults = {m.key: (m.warning, m.threshold) for m in THRESHOLD_METRICS}
-            return _save(defaults, restored=True) or redirect(url_for("kpi.thresholds"))
+            reset_thresholds(db, current_principal())
+            flash(gettext("The default thresholds are back."), "success")
+            return redirect(url_for("kpi.thresholds"))
         # An invalid form comes back with each mistake beside its field and listed above the table.
         if form.validate_on_submit():
             done = _save(form.values)
@@ -248,7 +249,7 @@ def edit_thresholds():
     return render_template("kpi/thresholds.html", form=form, restore=restore, may_edit=may_edit, display=display)
 
 
-def _save(values: dict[str, tuple[float | None, float | None]], *, restored: bool = False) -> Any:
+def _save(values: dict[str, tuple[float | None, float | None]]) -> Any:
     """Store the lines and go back to the page; on a refusal, None with the reason flashed (nothing stored)."""
     try:
         changed = set_thresholds(db, current_principal(), values)
@@ -256,9 +257,7 @@ def _save(values: dict[str, tuple[float | None, float | None]], *, restored: boo
         db.rollback()
         flash(gettext("Nothing was saved: %(reason)s", reason=error.message), "danger")
         return None
-    if restored:
-        flash(gettext("The default thresholds are back."), "success")
-    elif changed:
+    if changed:
         flash(ngettext("Thresholds of %(num)d metric saved.", "Thresholds of %(num)d metrics saved.", changed),
               "success")
     else:

@@ -336,6 +336,7 @@ def test_restore_defaults_puts_every_line_back(shops, operator, auth, app):
         assert thresholds(get_session()) == {m.key: (m.warning, m.threshold) for m in THRESHOLD_METRICS} | {
             "open_fill_in_requests": (None, None), "orders": (None, None), "units": (None, None),
             "revenue": (None, None)}
+    assert stored(app) == {}  # the operators' rows are gone: later defaults apply too
     assert "The default thresholds are back." in auth.client.get("/kpi/thresholds").get_data(as_text=True)
     cells = dict(ranking_rows(auth.client.get("/kpi/ranking").get_data(as_text=True)))
     assert cells[shops["alpha"]]["late_shipment_rate"] == ("red", "66.7 %")
