@@ -57,8 +57,10 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('metric', name=op.f('pk_kpi_thresholds'))
     )
     with op.batch_alter_table('orders', schema=None) as batch_op:
-        batch_op.create_index('ix_orders_merchant_accepted', ['merchant_id', 'accepted_at'], unique=False)
-        batch_op.create_index('ix_orders_merchant_shipped', ['merchant_id', 'shipped_at'], unique=False)
+        batch_op.create_index('ix_orders_merchant_accepted', ['merchant_id', 'accepted_at'], unique=False,
+                              postgresql_include=['created_at'])
+        batch_op.create_index('ix_orders_merchant_shipped', ['merchant_id', 'shipped_at'], unique=False,
+                              postgresql_include=['accepted_at'])
 
     # ### end Alembic commands ###
 
