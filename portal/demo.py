@@ -10,7 +10,8 @@ from sqlalchemy.orm import Session
 
 from portal.accounts.models import Merchant, User
 from portal.accounts.services import create_merchant, create_user
-from portal.orders.demo import ESSENTIAL
+from portal.orders.demo import ESSENTIAL, HISTORY_DAYS, PROFILES, Alongside, Profile
+from portal.shipping.demo import HANDED_OVER_ORDERS
 from portal.shipping.demo import PLAN as SHIPMENT_PLAN
 
 DEMO_PASSWORD = "demo12345"
@@ -47,7 +48,11 @@ MIN_ORDERS_WITH_SHIPMENTS = len(ESSENTIAL) + SHIPMENT_ORDERS
 
 def seed_demo(db: Session, *, merchants: int = 3, products: int = 40, orders: int = DEMO_ORDERS, seed: int = 1,
               if_empty: bool = False) -> dict[str, Any]:
-    """Create what is missing of the demo; run twice, it creates nothing the second time."""
+    """Create what is missing of the demo; run twice, it creates nothing the second time.
+
+    The merchants take the order profiles in turn (healthy, at risk, below target), so that the KPI
+    pages show every status; the daily KPI rollups are counted over the whole history for the charts.
+    """
     rng = random.Random(seed)
     existing = db.scalar(select(func.count(Merchant.id))) or 0
     created = False
@@ -59,7 +64,8 @@ def seed_demo(db: Session, *, merchants: int = 3, products: int = 40, orders: in
             if db.scalar(select(User.id).where(User.email == email)) is None:
                 create_user(db, email=email, password=DEMO_PASSWORD, role=role, full_name=_name(rng))
                 created = True
-        for slug, name in wanted:
+        made_orders = False
+        for index, (slug, name) in enumerate(wanted):
             merchant = db.scalar(select(Merchant).where(Merchant.slug == slug))
             if merchant is None:
                 merchant = create_merchant(db, slug=slug, name=name)
@@ -80,11 +86,15 @@ def seed_demo(db: Session, *, merchants: int = 3, products: int = 40, orders: in
             # Of the merchant's orders, a dozen of today's go into shipments in every state when there are
             # enough left for the history to show every state of an order.
             history = orders - SHIPMENT_ORDERS if orders >= MIN_ORDERS_WITH_SHIPMENTS else orders
-            if products and orders and _seed_orders(db, merchant, admin, history, seed):
-                created = True
+            alongside = Alongside(SHIPMENT_ORDERS, HANDED_OVER_ORDERS) if history < orders else Alongside()
+            if products and orders and _seed_orders(db, merchant, admin, history, seed,
+                                                    PROFILES[index % len(PROFILES)], alongside):
+                created = made_orders = True
             if products and history < orders and _seed_shipments(db, merchant, admin, seed):
                 created = True
         created = _seed_category_manager(db) or created
+        if made_orders:
+            _seed_rollups(db)
     return {"created": created, "users": demo_logins(db)}
 
 
@@ -115,11 +125,12 @@ def _seed_catalog(db: Session, merchant: Merchant, admin: User, count: int, seed
     return True
 
 
-def _seed_orders(db: Session, merchant: Merchant, admin: User, count: int, seed: int) -> bool:
+def _seed_orders(db: Session, merchant: Merchant, admin: User, count: int, seed: int, profile: Profile,
+                 alongside: Alongside) -> bool:
     """Months of the merchant's orders in every state, once (a merchant with orders gets none)."""
     from portal.orders.demo import seed_orders
 
-    return seed_orders(db, merchant, count, seed, admin=admin)
+    return seed_orders(db, merchant, count, seed, admin=admin, profile=profile, alongside=alongside)
 
 
 def _seed_shipments(db: Session, merchant: Merchant, admin: User, seed: int) -> bool:
@@ -127,6 +138,14 @@ def _seed_shipments(db: Session, merchant: Merchant, admin: User, seed: int) -> 
     from portal.shipping.demo import seed_shipments
 
     return seed_shipments(db, merchant, seed, admin=admin)
+
+
+def _seed_rollups(db: Session) -> None:
+    """The daily KPI figures of the whole order history, which the trend charts read (the job keeps only
+    the last days up to date)."""
+    from portal.kpi.services import rollup
+
+    rollup(db, days=HISTORY_DAYS + 1)
 
 
 def _seed_carriers(db: Session) -> bool:

@@ -1,8 +1,10 @@
 """Months of believable order history for a demo merchant, made through intake and the state machine."""
 from __future__ import annotations
 
+import math
 import random
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
@@ -15,6 +17,7 @@ from sqlalchemy.orm import Session
 from portal.accounts.models import ApiToken, Merchant, User
 from portal.catalog.models import Product
 from portal.db import utcnow
+from portal.kpi.metrics import BY_KEY, status
 from portal.orders.exceptions import OrderError, OrderNumberTaken, StockShort
 from portal.orders.models import Order
 from portal.orders.services import SYSTEM_PRINCIPAL, apply_transition, create_order
@@ -35,12 +38,20 @@ ESSENTIAL = (AWAITING, ACCEPTED_AT_RISK, SHIPPED, DELIVERED, REFUSED, CANCELLED_
 # Shares of the rest; delivered takes what is left (about seven orders in ten).
 SHARES = {AWAITING: 0.03, ACCEPTED_AT_RISK: 0.025, ACCEPTED: 0.02, SHIPPED: 0.07, REFUSED: 0.04, EXPIRED: 0.02,
           CANCELLED_BY_MERCHANT: 0.025, CANCELLED_BY_MARKETPLACE: 0.02, RETURNED: 0.05}
+# The fates the merchant answers for in its cancellation rate.
+MERCHANT_CANCELS = (REFUSED, CANCELLED_BY_MERCHANT, EXPIRED)
 HISTORY_DAYS = 120
 MAX_PRODUCTS = 300
-# Merchants ship a little late now and then; the late-shipment rate should not be zero.
-LATE_SHIPMENT_SHARE = 0.05
 ACCEPTANCE = timedelta(hours=24)
 SHIPPING = timedelta(hours=48)
+# How far past its ship-by a late order is handed over, at most.
+MAX_LATENESS = timedelta(hours=30)
+# The KPI windows the profiles are judged in: late shipments by handover, cancellations by arrival.
+LATE_WINDOW = timedelta(days=BY_KEY["late_shipment_rate"].days or 30)
+CANCEL_WINDOW = timedelta(days=BY_KEY["cancellation_rate"].days or 7)
+# An order this close to the edge of a window is moved back out of it, so that the figures do not change
+# while the seed runs or the first pages are looked at.
+EDGE = timedelta(hours=1)
 MSK = timezone(timedelta(hours=3))
 # Orders by hour of the day, Moscow time: few at night, most in the evening.
 HOURLY = (1.0, 0.6, 0.3, 0.2, 0.2, 0.3, 0.8, 1.5, 2.5, 3.0, 3.5, 4.0, 4.5, 4.5, 4.0, 4.0, 4.0, 4.5, 5.0, 6.0, 6.5,
@@ -102,6 +113,42 @@ def _boxberry_tracking(rng: random.Random) -> str:
 CARRIERS = (("cdek", 5, _cdek_tracking), ("russian_post", 3, _post_tracking), ("boxberry", 2, _boxberry_tracking))
 
 
+@dataclass(frozen=True)
+class Profile:
+    """How well a demo merchant keeps its promises, and so what its KPI page shows.
+
+    ``late`` and ``cancelled`` are the shares the KPI windows show at seed time (handovers of the last
+    30 days that were late; the merchant's refusals, expiries and cancellations among the orders of the
+    last 7 days). A few dozen orders allow only some shares: the seed picks counts that put the rate on
+    the same side of every threshold as the share, with an order to spare either way, and makes the
+    recent weeks busier when there are too few orders for that.
+    """
+
+    late: float = 0.0
+    cancelled: float = 0.0
+    # Late handovers in the history before the window, so that the trend has a past.
+    late_before: float = 0.03
+    # Hours from arrival to acceptance, at most; and from acceptance to an on-time handover.
+    accept_within: float = 10.0
+    hand_over_within: float = 30.0
+
+
+HEALTHY = Profile()
+AT_RISK = Profile(late=0.035, cancelled=0.02, late_before=0.05, accept_within=11.0)
+FAILING = Profile(late=0.10, cancelled=0.08, late_before=0.08, accept_within=23.5, hand_over_within=47.0)
+# The demo merchants in turn: the first healthy, the second amber, the third red.
+PROFILES = (HEALTHY, AT_RISK, FAILING)
+
+
+@dataclass(frozen=True)
+class Alongside:
+    """Orders the demo makes besides the history (those of the demo shipments) that the KPI windows count:
+    received within the cancellation window, handed over on time within the late-shipment window."""
+
+    received: int = 0
+    shipped: int = 0
+
+
 @dataclass
 class _Stock:
     """A product the history may order from, and how many of it are still free to plan."""
@@ -121,15 +168,24 @@ class _Plan:
     steps: list[tuple[str, datetime, str, dict[str, Any]]] = field(default_factory=list)  # name, at, who, extra
     lines: list[dict[str, Any]] = field(default_factory=list)
 
+    def at(self, step: str) -> datetime | None:
+        return next((at for name, at, _, _ in self.steps if name == step), None)
+
+    def shifted(self, delta: timedelta) -> _Plan:
+        return _Plan(self.fate, self.created + delta, self.address,
+                     [(name, at + delta, who, extra) for name, at, who, extra in self.steps], self.lines)
+
 
 def seed_orders(db: Session, merchant: Merchant, count: int, seed: int, *, admin: User | None = None,
-                now: datetime | None = None) -> bool:
+                now: datetime | None = None, profile: Profile = HEALTHY, alongside: Alongside = Alongside()) -> bool:
     """About ``count`` orders over the last four months, every state present; once per merchant.
 
     Orders go through intake and the state machine with their past times, so history, stock and the
     figures derived from them are what the portal itself would have produced. Lines come from the
     merchant's active products with stock to spare; a product that runs short is left out rather
     than failing the seed; with too little stock fewer orders are made, delivered history the first to go.
+    The recent weeks follow the merchant's ``profile`` (busier when it needs more orders there), counting
+    the orders made ``alongside``.
     """
     if count <= 0 or not merchant.is_active:
         return False
@@ -152,7 +208,8 @@ def seed_orders(db: Session, merchant: Merchant, count: int, seed: int, *, admin
         "system": SYSTEM_PRINCIPAL,
     }
     carriers = _demo_carriers(db)
-    plans = [_plan(rng, fate, now, carriers) for fate in _fates(count)]
+    plans = _tune(rng, [_plan(rng, fate, now, carriers, profile) for fate in _fates(count)], now, carriers, profile,
+                  alongside)
     _allocate_lines(rng, plans, products)
     plans = sorted((plan for plan in plans if plan.lines), key=lambda plan: plan.created)
     created = False
@@ -218,6 +275,95 @@ def _fates(count: int) -> list[str]:
     return fates + [DELIVERED] * (count - len(fates))
 
 
+def _tune(rng: random.Random, plans: list[_Plan], now: datetime, carriers: tuple[tuple[str, int, Any], ...],
+          profile: Profile, alongside: Alongside) -> list[_Plan]:
+    """The recent weeks as ``profile`` has them, with as many orders as planned.
+
+    Cancellations first: some of the merchant's refusals and cancellations move into the window, and
+    when the orders received there are too few for the share, a busy week (a promotion) brings more,
+    handed over on time. Then lateness: some handovers of the window become late ones, with more orders
+    from the weeks before when needed. Each order added takes the place of one of the oldest delivered
+    ones (the shop grows), so there are no more than those to trade. The windows are those of the KPI
+    page at seed time.
+    """
+    plans = [_clear_of_edges(plan, now) for plan in plans]
+    # Delivered long before any window, even when shipped late.
+    old = now - LATE_WINDOW - SHIPPING - MAX_LATENESS - timedelta(days=1)
+    spare = sorted((n for n, plan in enumerate(plans) if plan.fate == DELIVERED and plan.created < old),
+                   key=lambda n: plans[n].created)
+    limit = len(spare)
+    added = 0
+
+    def this_week() -> datetime:  # in the cancellation window, with time to refuse, expire or cancel
+        return _day_moment(rng, now, 2.5, CANCEL_WINDOW.days - 0.5)
+
+    received = sum(_in(plan.created, now, CANCEL_WINDOW) for plan in plans) + alongside.received
+    cancels, total = _counts("cancellation_rate", profile.cancelled, received, limit,
+                             extra_needed=lambda cancels: cancels)
+    movable = [n for n, plan in enumerate(plans) if plan.fate in MERCHANT_CANCELS]
+    moved = rng.sample(movable, min(cancels, len(movable)))
+    for n in moved:
+        plans[n] = _plan(rng, plans[n].fate, now, carriers, profile, created=this_week())
+    for n in range(cancels - len(moved)):
+        plans.append(_plan(rng, MERCHANT_CANCELS[n % len(MERCHANT_CANCELS)], now, carriers, profile,
+                           created=this_week()))
+    for n in range(total - received - cancels):
+        plans.append(_plan(rng, SHIPPED if n % 4 == 3 else DELIVERED, now, carriers, profile,
+                           created=this_week(), late=False))
+    added += total - received - len(moved)
+
+    # Orders that came in a week to four weeks ago: handed over within the window, even late, and not
+    # received within the cancellation window.
+    def could_be_late(plan: _Plan) -> bool:
+        return (plan.at("ship") is not None
+                and now - LATE_WINDOW + timedelta(days=3) <= plan.created <= now - CANCEL_WINDOW - timedelta(days=1))
+
+    shipped = sum(_in(plan.at("ship"), now, LATE_WINDOW) for plan in plans) + alongside.shipped
+    eligible = sum(could_be_late(plan) for plan in plans)
+    late, total = _counts("late_shipment_rate", profile.late, shipped, limit - added,
+                          extra_needed=lambda late: late - eligible)
+    for _ in range(total - shipped):
+        plans.append(_plan(rng, DELIVERED, now, carriers, profile, late=False, created=_day_moment(
+            rng, now, CANCEL_WINDOW.days + 1, LATE_WINDOW.days - 3)))
+    candidates = [n for n, plan in enumerate(plans) if could_be_late(plan)]
+    for n in rng.sample(candidates, min(late, len(candidates))):
+        plans[n] = _plan(rng, plans[n].fate, now, carriers, profile, created=plans[n].created, late=True)
+    added += total - shipped
+    traded = set(spare[:added])
+    return [plan for n, plan in enumerate(plans) if n not in traded]
+
+
+def _counts(key: str, share: float, base: int, limit: int, *, extra_needed: Callable[[int], int]
+            ) -> tuple[int, int]:
+    """How many orders of how many (at least ``base``, at most ``limit`` more) give a rate with the status
+    ``share`` has, whether the window holds one order more or one fewer. ``extra_needed(k)``: the orders
+    that must be added for ``k`` of them to be counted. (0, base) when no count does."""
+    metric = BY_KEY[key]
+    wanted = status(metric, share, metric.warning, metric.threshold)
+    if share <= 0:
+        return 0, base
+    for total in range(max(base, 1), base + max(limit, 0) + 1):
+        for count in sorted({round(share * total), math.floor(share * total), math.ceil(share * total)}):
+            if not 0 < count <= total or total - base < extra_needed(count):
+                continue
+            if all(status(metric, count / t, metric.warning, metric.threshold) == wanted
+                   for t in (total - 1, total, total + 1) if t >= count):
+                return count, total
+    return 0, base
+
+
+def _in(moment: datetime | None, now: datetime, window: timedelta) -> bool:
+    return moment is not None and now - window <= moment < now
+
+
+def _clear_of_edges(plan: _Plan, now: datetime) -> _Plan:
+    """The plan, moved back a little when its arrival or handover lies on the edge of a KPI window."""
+    shipped = plan.at("ship")
+    close = abs(plan.created - (now - CANCEL_WINDOW)) < EDGE or (
+        shipped is not None and abs(shipped - (now - LATE_WINDOW)) < EDGE)
+    return plan.shifted(-2 * EDGE) if close else plan
+
+
 def _between(rng: random.Random, start: datetime, end: datetime) -> datetime:
     """A moment in [start, end], to the second."""
     seconds = max(0, int((end - start).total_seconds()))
@@ -264,27 +410,36 @@ def _tracking(rng: random.Random, carriers: tuple[tuple[str, int, Any], ...] = C
     return {"carrier": carrier, "tracking_number": make(rng)}
 
 
-def _plan(rng: random.Random, fate: str, now: datetime,
-          carriers: tuple[tuple[str, int, Any], ...] = CARRIERS) -> _Plan:
+def _arrival(rng: random.Random, fate: str, now: datetime) -> datetime:
+    """When an order of this fate came in."""
+    if fate == AWAITING:
+        return _between(rng, now - _hours(20), now - timedelta(minutes=10))
+    if fate == ACCEPTED:
+        return _between(rng, now - _hours(22), now - _hours(3))
+    if fate == ACCEPTED_AT_RISK:
+        return _between(rng, now - _hours(46), now - _hours(25))
+    if fate == ACCEPTED_LATE:
+        return _between(rng, now - _hours(60), now - _hours(50))
+    if fate == SHIPPED:
+        return _between(rng, now - timedelta(days=6), now - timedelta(days=2))
+    if fate == RETURNED:
+        return _day_moment(rng, now, 15, HISTORY_DAYS)
+    if fate in MERCHANT_CANCELS:
+        return _day_moment(rng, now, CANCEL_WINDOW.days + 1, HISTORY_DAYS)
+    return _day_moment(rng, now, 4, HISTORY_DAYS)
+
+
+def _plan(rng: random.Random, fate: str, now: datetime, carriers: tuple[tuple[str, int, Any], ...] = CARRIERS,
+          profile: Profile = HEALTHY, *, created: datetime | None = None, late: bool | None = None) -> _Plan:
     """The order's times: accepted within hours, shipped by its ship-by (now and then after), delivered days later.
 
     Every moment stays before ``now``; open orders are recent enough that their deadlines are still
-    ahead, except the one accepted order left past its ship-by on purpose.
+    ahead, except the one accepted order left past its ship-by on purpose. The merchant's refusals and
+    cancellations arrived before the cancellation window, and only orders handed over before the
+    late-shipment window may be late: ``_tune`` places those the windows show (``created`` and ``late``).
     """
-    if fate == AWAITING:
-        created = _between(rng, now - _hours(20), now - timedelta(minutes=10))
-    elif fate == ACCEPTED:
-        created = _between(rng, now - _hours(22), now - _hours(3))
-    elif fate == ACCEPTED_AT_RISK:
-        created = _between(rng, now - _hours(46), now - _hours(25))
-    elif fate == ACCEPTED_LATE:
-        created = _between(rng, now - _hours(60), now - _hours(50))
-    elif fate == SHIPPED:
-        created = _between(rng, now - timedelta(days=6), now - timedelta(days=2))
-    elif fate == RETURNED:
-        created = _day_moment(rng, now, 15, HISTORY_DAYS)
-    else:
-        created = _day_moment(rng, now, 4, HISTORY_DAYS)
+    if created is None:
+        created = _arrival(rng, fate, now)
     plan = _Plan(fate=fate, created=created, address=_address(rng))
     deadline, ship_by = created + ACCEPTANCE, created + SHIPPING
     latest = now - timedelta(minutes=5)
@@ -300,7 +455,7 @@ def _plan(rng: random.Random, fate: str, now: datetime,
         plan.steps.append(("expire", deadline + timedelta(seconds=rng.randint(30, 900)), "system", {}))
         return plan
 
-    accepted = _between(rng, created + _hours(0.2), min(created + _hours(10), latest, deadline))
+    accepted = _between(rng, created + _hours(0.2), min(created + _hours(profile.accept_within), latest, deadline))
     plan.steps.append(("accept", accepted, "merchant", {}))
     if fate in (ACCEPTED, ACCEPTED_AT_RISK, ACCEPTED_LATE):
         return plan
@@ -311,10 +466,14 @@ def _plan(rng: random.Random, fate: str, now: datetime,
                            {"reason": rng.choice(reasons)}))
         return plan
 
-    if rng.random() < LATE_SHIPMENT_SHARE:
-        shipped = _between(rng, ship_by + _hours(1), ship_by + _hours(30))
+    if late is None:
+        late = rng.random() < profile.late_before and ship_by + MAX_LATENESS < now - LATE_WINDOW - EDGE
+    if late:
+        shipped = _between(rng, ship_by + _hours(1), ship_by + MAX_LATENESS)
     else:
-        shipped = _between(rng, accepted + _hours(2), ship_by - _hours(0.5))
+        shipped = _between(rng, accepted + _hours(2),
+                           max(accepted + _hours(2), min(accepted + _hours(profile.hand_over_within),
+                                                         ship_by - _hours(0.5))))
     shipped = max(accepted + _hours(1), min(shipped, latest - _hours(1)))
     plan.steps.append(("ship", shipped, "merchant", _tracking(rng, carriers)))
     if fate == SHIPPED:

@@ -26,6 +26,8 @@ PATH = {"draft": [], "ready": [("ready", "merchant")], "handed_over": [("ready",
         "in_transit": [("ready", "merchant"), ("handover", "merchant"), ("in_transit", "marketplace")],
         "delivered": [("ready", "merchant"), ("handover", "merchant"), ("in_transit", "marketplace"),
                       ("delivered", "marketplace")]}
+# The demo shipments' orders handed over to the carrier (on time, a few hours ago).
+HANDED_OVER_ORDERS = sum(count for state, count in PLAN if ("handover", "merchant") in PATH[state])
 
 
 def seed_shipments(db: Session, merchant: Merchant, seed: int, *, admin: User | None = None,
