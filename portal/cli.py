@@ -387,7 +387,88 @@ def shipping_digest(slug: str | None, lang: str, as_json: bool) -> None:
     emit(as_json, found, "\n".join(str(item["text"]) for item in found))
 
 
+# -- kpi ---------------------------------------------------------------------------------------
+
+kpi_cli = AppGroup("kpi", help="KPI: merchants' health against the marketplace's thresholds.")
+
+
+@kpi_cli.command("show")
+@click.option("--merchant", "merchant_slug", required=True, help="Merchant slug.")
+@click.option("--days", type=click.Choice(["7", "30", "90"]), default=None,
+              help="Every windowed metric over the last N days (default: each metric over its own window).")
+@click.option("--from", "date_from", type=click.DateTime(["%Y-%m-%d"]), default=None, help="First day, YYYY-MM-DD.")
+@click.option("--to", "date_to", type=click.DateTime(["%Y-%m-%d"]), default=None,
+              help="Last day, YYYY-MM-DD (included).")
+@json_option
+@portal_command
+def kpi_show(merchant_slug: str, days: str | None, date_from: Any, date_to: Any, as_json: bool) -> None:
+    """A merchant's KPI against the thresholds, with the early warnings (the same as GET /api/v1/kpi)."""
+    from portal.accounts.services import merchant_by_slug
+    from portal.db import session
+    from portal.kpi.api import kpi_payload
+    from portal.kpi.reports import check_period, period_of
+    from portal.kpi.services import SYSTEM
+
+    merchant = merchant_by_slug(session, merchant_slug)
+    args = check_period(int(days) if days else None, date_from.date() if date_from else None,
+                        date_to.date() if date_to else None, names=("--days", "--from", "--to"))
+    result = kpi_payload(session, SYSTEM, merchant.id, merchant.slug, period=period_of(args))
+    emit(as_json, result, _kpi_table(result))
+
+
+def _kpi_table(result: dict[str, Any]) -> str:
+    from flask_babel import gettext, ngettext
+
+    from portal.kpi.metrics import BY_KEY, METRICS, STATUS_LABELS, display
+
+    def counted(figure: dict[str, Any]) -> str:
+        if figure["numerator"] is not None and figure["denominator"] is not None:
+            return f"{figure['numerator']} / {figure['denominator']}"
+        return f"n = {figure['denominator']}" if figure["denominator"] is not None else ""
+
+    header = [gettext("Metric"), gettext("Value"), gettext("Status"), gettext("Counted"), gettext("Threshold")]
+    rows = [[str(m.label), display(m, result[m.key]["value"]), str(STATUS_LABELS[result[m.key]["status"]]),
+             counted(result[m.key]),
+             display(m, result[m.key]["threshold"]) if result[m.key]["threshold"] is not None else ""]
+            for m in METRICS]
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+    lines = [gettext("KPI of %(merchant)s", merchant=result["merchant"])]
+    lines += ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in [header, *rows]]
+    if result["warnings"]:
+        lines += ["", gettext("Early warnings:")]
+    for warning in result["warnings"]:
+        metric = BY_KEY[warning["metric"]]
+        lines.append("  " + ngettext(
+            "%(metric)s: %(num)d order at risk (%(numbers)s) would take it from %(value)s to %(projected)s "
+            "(%(status)s).",
+            "%(metric)s: %(num)d orders at risk (%(numbers)s) would take it from %(value)s to %(projected)s "
+            "(%(status)s).",
+            warning["orders"], metric=metric.label, numbers=", ".join(warning["order_numbers"]),
+            value=display(metric, warning["value"]), projected=display(metric, warning["projected"]),
+            status=STATUS_LABELS[warning["projected_status"]]))
+    return "\n".join(lines)
+
+
+@kpi_cli.command("rollup")
+@click.option("--days", default=None, type=click.IntRange(min=1),
+              help="Recount this many days back, today included (default: 8, the hourly job's).")
+@json_option
+@portal_command
+def kpi_rollup(days: int | None, as_json: bool) -> None:
+    """Recount the daily KPI rollups the trends and reports read (run it hourly)."""
+    from flask_babel import gettext
+
+    from portal.db import session
+    from portal.kpi.services import MAX_ROLLUP_DAYS, ROLLUP_DAYS, rollup
+
+    if days is not None and days > MAX_ROLLUP_DAYS:
+        raise click.BadParameter(f"at most {MAX_ROLLUP_DAYS}", param_hint="--days")
+    result = rollup(session, days=days or ROLLUP_DAYS)
+    emit(as_json, result, gettext("KPI rollup: %(rows)s merchant-days counted from %(first)s to %(last)s.",
+                                  rows=result["rows"], first=result["from"], last=result["to"]))
+
+
 def register(app: Any) -> None:
     for group in (db_cli, merchants_cli, users_cli, tokens_cli, demo_cli, catalog_cli, taxonomy_cli, mapping_cli,
-                  orders_cli, pim_cli, carriers_cli, shipping_cli):
+                  orders_cli, pim_cli, carriers_cli, shipping_cli, kpi_cli):
         app.cli.add_command(group)

@@ -1,5 +1,5 @@
-"""Celery wiring: ``portal.run_job`` runs a job record inside the Flask app; beat starts the nightly PIM export
-and refuses orders past their acceptance deadline."""
+"""Celery wiring: ``portal.run_job`` runs a job record inside the Flask app; beat starts the nightly PIM export,
+refuses orders past their acceptance deadline and recounts the KPI rollups hourly."""
 from __future__ import annotations
 
 from celery import Celery
@@ -12,6 +12,7 @@ BEAT_SCHEDULE = {
     "pim-export-weekly-full": {"task": "portal.pim_export", "schedule": crontab(hour=3, minute=30, day_of_week="sun"),
                                "args": ("full",)},
     "orders-expire": {"task": "portal.orders_expire", "schedule": crontab(minute="*/5")},
+    "kpi-rollup-hourly": {"task": "portal.kpi_rollup", "schedule": crontab(minute=15)},
 }
 
 
@@ -59,5 +60,15 @@ def make_celery(app: Flask) -> Celery:
         with app.app_context():
             with get_database().sessionmaker() as db:
                 return len(expire_orders(db))
+
+    @celery.task(name="portal.kpi_rollup", shared=False)
+    def kpi_rollup_task() -> dict:
+        """Beat's entry for `portal kpi rollup`: recount the last days' KPI rollups the trends read."""
+        from portal.db import get_database
+        from portal.kpi.services import rollup
+
+        with app.app_context():
+            with get_database().sessionmaker() as db:
+                return rollup(db)
 
     return celery
