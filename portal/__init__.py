@@ -78,6 +78,8 @@ def register_blueprints(app: Flask) -> None:
     from portal.catalog.views import bp as catalog_bp
     from portal.kpi.api import blp as kpi_api_blp
     from portal.kpi.views import bp as kpi_bp
+    import portal.kpi.report_views  # noqa: F401  (adds the report buttons' route to the KPI blueprint)
+    import portal.kpi.staff_views  # noqa: F401  (adds the staff pages to the KPI blueprint)
     from portal.category_mapping.views import bp as category_mapping_bp
     from portal.orders.api import blp as orders_api_blp
     from portal.orders.views import bp as orders_bp

@@ -24,7 +24,8 @@ MERCHANT_STAFF = "staff@technomir.example"
 OPERATOR = "operator@marketplace.example"
 CYRILLIC = re.compile(r"[А-Яа-яЁё]")
 OPERATOR_NAV = ["Home", "Merchants", "Products", "Uploads", "Categories", "Orders", "Shipments", "Requests", "Weak spots",
-                "Taxonomy", "PIM export", "Carriers", "Users", "API tokens", "Audit log"]
+                "Taxonomy", "Merchant performance", "PIM export", "Carriers", "KPI thresholds", "Users", "API tokens",
+                "Audit log"]
 
 
 def sign_in(page: Page, email: str, password: str = DEMO_PASSWORD) -> None:
@@ -406,6 +407,7 @@ def test_merchant_builds_a_shipment_from_accepted_orders_prints_labels_and_the_a
     expect(page.locator("#order-status")).to_have_text("shipped")
     expect(page.locator("#order-carrier")).to_have_text("СДЭК")
     expect(page.locator("#tracking-link")).to_have_text(tracking_of[numbers[0]])
+
 
 def test_merchant_opens_kpi_performance_sees_the_trend_charts_and_the_early_warning(page: Page, app, factory) -> None:
     now = datetime.now(timezone.utc)

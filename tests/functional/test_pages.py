@@ -13,9 +13,11 @@ NAV = {
                        "Performance", "Users", "API tokens", "Audit log"},
     "merchant_staff": {"Home", "Products", "Uploads", "Categories", "Attributes", "Requests", "Orders", "Shipments",
                        "Performance"},
-    "category_manager": {"Home", "Weak spots", "Merchants", "Products", "Uploads", "Categories", "Requests", "Taxonomy"},
+    "category_manager": {"Home", "Weak spots", "Merchants", "Products", "Uploads", "Categories", "Requests", "Taxonomy",
+                         "Merchant performance"},
     "operator_admin": {"Home", "Merchants", "Products", "Uploads", "Categories", "Orders", "Shipments", "Requests", "Weak spots",
-                       "Taxonomy", "PIM export", "Carriers", "Users", "API tokens", "Audit log"},
+                       "Taxonomy", "Merchant performance", "PIM export", "Carriers", "KPI thresholds", "Users",
+                       "API tokens", "Audit log"},
 }
 
 
