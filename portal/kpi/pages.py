@@ -13,15 +13,11 @@ from sqlalchemy.orm import Session
 from portal.db import utcnow
 from portal.kpi import charts
 from portal.kpi.metrics import BY_KEY, HEALTH, Metric, display
-from portal.kpi.queries import Figure, Health, Period, health, top_products, trend
+from portal.kpi.queries import (DAY_CHOICES, MAX_PERIOD_DAYS, STANDARD_TREND_DAYS, Figure, Health, Period, health,
+                                top_products, trend)
 from portal.orders.models import Order
 from portal.tenancy import Principal, scope
 
-# The fixed choices of the period selector, in days; "standard windows" (each metric over its own) is the default.
-DAY_CHOICES = (7, 30, 90)
-MAX_DAYS = 366
-# With the standard windows the trends show this many days, ending today.
-STANDARD_TREND_DAYS = 90
 GROUPS = ("orders", "catalog")
 
 
@@ -69,9 +65,9 @@ class PeriodChoice:
             if first > last:
                 errors.append(gettext("The first day (%(first)s) is after the last day (%(last)s).",
                                       first=format_date(first), last=format_date(last)))
-            elif (last - first).days + 1 > MAX_DAYS:
+            elif (last - first).days + 1 > MAX_PERIOD_DAYS:
                 errors.append(gettext("A period can cover at most %(max)d days; this one covers %(days)d.",
-                                      max=MAX_DAYS, days=(last - first).days + 1))
+                                      max=MAX_PERIOD_DAYS, days=(last - first).days + 1))
             if last > today:
                 errors.append(gettext("The period cannot end in the future: the last day can be today (%(today)s) "
                                       "at the latest.", today=format_date(today)))

@@ -27,6 +27,11 @@ from portal.tenancy import Principal, scope
 CANCELLED_STATES = ("refused", "cancelled")
 MERCHANT_CLOSERS = ("merchant", "system")
 TOP_PRODUCTS = 10
+# The periods people choose besides each metric's own window: the last 7, 30 or 90 days, or whole days
+# from–to up to a year and a day; the charts of the standard windows cover the last 90 days.
+DAY_CHOICES = (7, 30, 90)
+MAX_PERIOD_DAYS = 366
+STANDARD_TREND_DAYS = 90
 
 
 @dataclass(frozen=True)

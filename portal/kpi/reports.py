@@ -20,7 +20,7 @@ from portal.db import utcnow
 from portal.errors import PortalError
 from portal.jobs.services import JobContext, job
 from portal.kpi.metrics import METRICS
-from portal.kpi.queries import Period, health, trend, valid_tracking
+from portal.kpi.queries import DAY_CHOICES, MAX_PERIOD_DAYS, STANDARD_TREND_DAYS, Period, health, trend, valid_tracking
 from portal.orders.machine import STATE_LABELS
 from portal.orders.models import Order
 from portal.reports import safe_cell
@@ -30,11 +30,8 @@ from portal.tenancy import Principal, scope
 
 KINDS = ("orders", "kpi", "catalog")
 FORMATS = ("csv", "xlsx")
-DAY_CHOICES = (7, 30, 90)
 # Without a period: the orders of the last 30 days; the KPI by day over the last 90, as the KPI page's trends.
 DEFAULT_DAYS = 30
-STANDARD_TREND_DAYS = 90
-MAX_PERIOD_DAYS = 366
 CONTENT_TYPES = {"csv": "text/csv",
                  "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}
 KIND_LABELS = {"orders": _l("Orders"), "kpi": _l("KPI by day"), "catalog": _l("Catalog")}
