@@ -1,10 +1,13 @@
-"""kpi: thresholds, daily rollups, order indexes for the KPI
+"""kpi: thresholds, daily rollups, order indexes for the KPI, orders' tracking check
 
 Revision ID: 0007
 Revises: 0006
 Create Date: 2026-11-23 11:20:10.451226
 """
 from __future__ import annotations
+
+import json
+import re
 
 import sqlalchemy as sa
 from alembic import op
@@ -57,12 +60,34 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('metric', name=op.f('pk_kpi_thresholds'))
     )
     with op.batch_alter_table('orders', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('tracking_valid', sa.Boolean(), nullable=True))
         batch_op.create_index('ix_orders_merchant_accepted', ['merchant_id', 'accepted_at'], unique=False,
                               postgresql_include=['created_at'])
         batch_op.create_index('ix_orders_merchant_shipped', ['merchant_id', 'shipped_at'], unique=False,
                               postgresql_include=['accepted_at'])
 
     # ### end Alembic commands ###
+    _check_shipped_tracking()
+
+
+def _check_shipped_tracking() -> None:
+    """Orders shipped before this revision: their tracking numbers against their carriers' formats, as
+    portal.shipping.carriers.tracking_is_valid checks them (a copy: migrations never import app code)."""
+    conn = op.get_bind()
+    formats = {}
+    for code, patterns in conn.execute(sa.text("SELECT code, tracking_patterns FROM carriers")):
+        formats[code] = json.loads(patterns) if isinstance(patterns, str) else (patterns or [])
+
+    def valid(carrier, number):
+        number = (number or "").strip()
+        if carrier not in formats or not number:
+            return False
+        return not formats[carrier] or any(re.fullmatch(p, number) for p in formats[carrier])
+
+    shipped = conn.execute(sa.text("SELECT id, carrier, tracking_number FROM orders WHERE shipped_at IS NOT NULL"))
+    marked = sa.text("UPDATE orders SET tracking_valid = :valid WHERE id = :id")
+    while rows := shipped.fetchmany(5000):
+        conn.execute(marked, [{"id": id_, "valid": valid(carrier, number)} for id_, carrier, number in rows])
 
 
 def downgrade() -> None:
@@ -70,6 +95,7 @@ def downgrade() -> None:
     with op.batch_alter_table('orders', schema=None) as batch_op:
         batch_op.drop_index('ix_orders_merchant_shipped')
         batch_op.drop_index('ix_orders_merchant_accepted')
+        batch_op.drop_column('tracking_valid')
 
     op.drop_table('kpi_thresholds')
     op.drop_table('kpi_daily')

@@ -9,7 +9,7 @@ from datetime import date, datetime, time, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import ColumnElement, Float, and_, any_, false, func, or_, select, text
+from sqlalchemy import ColumnElement, Float, and_, any_, func, or_, select, text
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
@@ -20,7 +20,6 @@ from portal.kpi.metrics import BY_KEY, METRICS, NO_DATA, SEVERITY, Metric, statu
 from portal.kpi.models import KpiThreshold
 from portal.orders.models import Order, OrderLine
 from portal.orders.queries import at_risk, at_risk_hours
-from portal.shipping.models import Carrier
 from portal.tenancy import Principal, scope
 
 # Refused (by the merchant or automatically when the acceptance deadline passed) or cancelled by the merchant.
@@ -149,20 +148,6 @@ def hours_between(db: Session, later: Any, earlier: Any) -> ColumnElement[float]
     return (func.julianday(later) - func.julianday(earlier)) * 24.0
 
 
-def valid_tracking(db: Session) -> ColumnElement[bool]:
-    """An order's tracking number is in its carrier's format (any of the carrier's regular expressions,
-    matched in full, as ``portal.shipping.carriers.tracking_is_valid`` does); an unknown carrier's is not."""
-    number = func.trim(func.coalesce(Order.tracking_number, ""))
-    ways = []
-    for code, patterns in db.execute(select(Carrier.code, Carrier.tracking_patterns)):
-        if patterns:
-            anchored = "^(?:" + "|".join(f"(?:{p})" for p in patterns) + ")$"
-            ways.append(and_(Order.carrier == code, number.regexp_match(anchored)))
-        else:
-            ways.append(and_(Order.carrier == code, number != ""))
-    return or_(*ways) if ways else false()
-
-
 def _within(column: Any, period: Period) -> ColumnElement[bool]:
     return and_(column >= period.start, column < period.end)
 
@@ -195,7 +180,7 @@ def _order_scan(db: Session, principal: Principal, merchant_ids: list[int] | Non
         "merchant_cancelled": count.filter(_within(Order.created_at, cancel), Order.status.in_(CANCELLED_STATES),
                                            Order.closed_by.in_(MERCHANT_CLOSERS)),
         "tracked": count.filter(_within(Order.shipped_at, tracking)),
-        "tracked_valid": count.filter(_within(Order.shipped_at, tracking), valid_tracking(db)),
+        "tracked_valid": count.filter(_within(Order.shipped_at, tracking), Order.tracking_valid.is_(True)),
         "accepted": count.filter(accepted),
         "handled": count.filter(handled),
         "orders": count.filter(kept),

@@ -20,7 +20,7 @@ from portal.db import utcnow
 from portal.errors import PortalError
 from portal.jobs.services import JobContext, job
 from portal.kpi.metrics import METRICS
-from portal.kpi.queries import DAY_CHOICES, MAX_PERIOD_DAYS, STANDARD_TREND_DAYS, Period, health, trend, valid_tracking
+from portal.kpi.queries import DAY_CHOICES, MAX_PERIOD_DAYS, STANDARD_TREND_DAYS, Period, health, trend
 from portal.orders.machine import STATE_LABELS
 from portal.orders.models import Order
 from portal.reports import safe_cell
@@ -146,7 +146,7 @@ def orders_report(db: Session, principal: Principal, merchant_id: int, period: P
     def within(column: Any) -> Any:
         return and_(column >= period.start, column < period.end)
 
-    stmt = (scope(select(Order, valid_tracking(db).label("tracking_valid")), Order, principal)
+    stmt = (scope(select(Order), Order, principal)
             .where(Order.merchant_id == merchant_id,
                    or_(within(Order.created_at), within(Order.accepted_at), within(Order.shipped_at)))
             .order_by(Order.created_at, Order.id))
@@ -158,7 +158,7 @@ def orders_report(db: Session, principal: Principal, merchant_id: int, period: P
                "tracking_valid": gettext("Tracking number valid"), "units": gettext("Units"),
                "total": gettext("Total")}
     rows = []
-    for order, tracking_valid in db.execute(stmt).tuples():
+    for order in db.scalars(stmt):
         shipped = order.shipped_at is not None
         rows.append({
             "number": order.order_number, "status": str(STATE_LABELS.get(order.status, order.status)),
@@ -168,7 +168,7 @@ def orders_report(db: Session, principal: Principal, merchant_id: int, period: P
             "to_hand_over": _hours(order.shipped_at, order.accepted_at),
             "late": _yes_no(order.shipped_at > order.ship_by if shipped else None),
             "carrier": order.carrier or "", "tracking": order.tracking_number or "",
-            "tracking_valid": _yes_no(bool(tracking_valid) if shipped else None),
+            "tracking_valid": _yes_no(bool(order.tracking_valid) if shipped else None),
             "units": order.units, "total": order.total,
         })
     frame = pd.DataFrame(rows, columns=list(columns)).rename(columns=columns)

@@ -17,8 +17,7 @@ from portal.errors import PortalError
 from portal.jobs.services import JobContext, job
 from portal.kpi.metrics import BY_KEY, thresholds_are_consistent
 from portal.kpi.models import KpiDaily, KpiThreshold
-from portal.kpi.queries import (CANCELLED_STATES, MERCHANT_CLOSERS, Period, _catalog_scan, hours_between, percentile,
-                                valid_tracking)
+from portal.kpi.queries import (CANCELLED_STATES, MERCHANT_CLOSERS, Period, _catalog_scan, hours_between, percentile)
 from portal.orders.models import Order
 from portal.catalog.models import Upload
 from portal.tenancy import Principal, scope
@@ -73,7 +72,7 @@ def rollup(db: Session, *, days: int = ROLLUP_DAYS, now: datetime | None = None)
         "orders": count.filter(kept), "units": func.sum(Order.units).filter(kept),
         "revenue": func.sum(Order.total).filter(kept)})
     collect(Order.shipped_at, {"shipped": count, "shipped_late": count.filter(Order.shipped_at > Order.ship_by),
-                               "shipped_valid_tracking": count.filter(valid_tracking(db))})
+                               "shipped_valid_tracking": count.filter(Order.tracking_valid.is_(True))})
     collect(Order.accepted_at, {"accepted": count})
     collect(Upload.finished_at, {"upload_rows": func.sum(Upload.rows), "upload_rejected": func.sum(Upload.rejected)},
             Upload.status == "applied", Upload.dry_run.is_(False), model=Upload)

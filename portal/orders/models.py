@@ -58,6 +58,9 @@ class Order(Base):
     reason: Mapped[str | None] = mapped_column(Text)
     carrier: Mapped[str | None] = mapped_column(String(64))
     tracking_number: Mapped[str | None] = mapped_column(String(64))
+    # The tracking number is in its carrier's format: checked at handover, checked again when operators change
+    # the carrier (``portal.shipping.carriers.recheck_tracking``); None until shipped. The KPI counts it.
+    tracking_valid: Mapped[bool | None]
     # The buyer's delivery address; only the owning merchant and operators see it.
     buyer_name: Mapped[str] = mapped_column(String(200))
     buyer_phone: Mapped[str] = mapped_column(String(40), default="")

@@ -33,7 +33,7 @@ from portal.orders.exceptions import (
 )
 from portal.orders.machine import MARKETPLACE, MERCHANT, SYSTEM, STATE_LABELS, TRANSITIONS, allowed_from
 from portal.orders.models import Order, OrderEvent, OrderLine, OrderRequest
-from portal.shipping.carriers import active_carriers, carrier_by_code, tracking_problem
+from portal.shipping.carriers import active_carriers, carrier_by_code, tracking_is_valid, tracking_problem
 from portal.shipping.machine import OPEN_STATES as SHIPMENT_OPEN_STATES
 from portal.shipping.models import Carrier, Shipment, ShipmentOrder
 from portal.tenancy import Principal, scope, scope_sql, scoped_select
@@ -514,6 +514,7 @@ def apply_transition(db: Session, order_id: int, name: str, *, principal: Princi
                                                    "formats": list(chosen.tracking_patterns)})
             carrier = chosen.code
             order.tracking_number, order.carrier = tracking_number, carrier
+            order.tracking_valid = tracking_is_valid(chosen, tracking_number)
             details = {"tracking_number": tracking_number, "carrier": carrier}
         if transition.stock:
             _adjust_stock(db, order, transition.stock, principal)

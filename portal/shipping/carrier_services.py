@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from portal import audit
 from portal.db import utcnow
 from portal.errors import PortalError
-from portal.shipping.carriers import CUTOFF_RE, load_default_carriers
+from portal.shipping.carriers import CUTOFF_RE, load_default_carriers, recheck_tracking
 from portal.shipping.models import Carrier
 from portal.tenancy import Principal
 
@@ -137,6 +137,7 @@ def create_carrier(db: Session, code: str, values: CarrierValues, *, actor: Prin
         db.rollback()
         raise _code_taken(code) from None
     audit.record(db, "carrier.created", actor=actor, target=carrier, details={"code": code, **asdict(checked)})
+    recheck_tracking(db, [code])  # orders of history may already name the code
     db.commit()
     return carrier
 
@@ -152,6 +153,8 @@ def update_carrier(db: Session, carrier: Carrier, values: CarrierValues, *,
             setattr(carrier, name, after)
         carrier.updated_at = utcnow()
         audit.record(db, "carrier.updated", actor=actor, target=carrier, details={"code": carrier.code, **changes})
+        if "tracking_patterns" in changes:
+            recheck_tracking(db, [carrier.code])
     db.commit()
     return changes
 
@@ -161,5 +164,6 @@ def load_defaults(db: Session, *, actor: Principal | None = None) -> list[str]:
     added = load_default_carriers(db)
     if added:
         audit.record(db, "carrier.defaults_loaded", actor=actor, details={"added": added})
+        recheck_tracking(db, added)
         db.commit()
     return added

@@ -1,10 +1,12 @@
 """Every KPI formula against order histories with known answers, boundaries and empty periods included."""
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date, timedelta
 from decimal import Decimal
 
 import pytest
+from sqlalchemy import select
 
 from portal.category_mapping.models import FillInRequest
 from portal.catalog.models import Upload
@@ -12,6 +14,7 @@ from portal.db import get_session
 from portal.kpi.models import KpiDaily
 from portal.kpi.queries import Period, health, merchant_figures, ranking, top_products, trend
 from portal.kpi.services import rollup
+from portal.shipping.carrier_services import CarrierValues, update_carrier
 from portal.shipping.models import Carrier
 from portal.tenancy import Principal
 from tests.support.kpi import NOW, STAFF, History, days, hours
@@ -94,13 +97,15 @@ def test_valid_tracking_rate_checks_each_number_against_its_carriers_formats(app
     tracking = figures_of(app, history)["valid_tracking_rate"]
     assert (tracking.numerator, tracking.denominator) == (4, 8)
     assert tracking.status == "red"
-    # A carrier with no formats takes any number that is not empty.
-    with app.app_context():
-        db = get_session()
-        db.get(Carrier, db.query(Carrier.id).filter(Carrier.code == "cdek").scalar()).tracking_patterns = []
-        db.commit()
-    tracking = figures_of(app, history)["valid_tracking_rate"]
-    assert (tracking.numerator, tracking.denominator) == (5, 8)
+    # An operator's change of a carrier's formats checks its orders again: with no formats, any number that is
+    # not empty is valid; with a format the old numbers do not match, they all turn invalid.
+    for formats, expected in (([], 5), ([r"CD\d{10}"], 3)):
+        with app.app_context():
+            db = get_session()
+            cdek = db.scalar(select(Carrier).where(Carrier.code == "cdek"))
+            update_carrier(db, cdek, replace(CarrierValues.of(cdek), tracking_patterns=formats))
+        tracking = figures_of(app, history)["valid_tracking_rate"]
+        assert (tracking.numerator, tracking.denominator) == (expected, 8)
 
 
 def test_acceptance_and_handling_times_are_the_median_and_ninetieth_percentile_in_hours(app, history):

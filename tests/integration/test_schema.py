@@ -76,3 +76,34 @@ def test_db_upgrade_command_migrates_a_new_database(tmp_path):
     assert _run([portal, "db", "upgrade"], env).returncode == 0
     current = _run([portal, "db", "current"], env)
     assert "Up to date." in current.stdout
+
+
+def test_the_kpi_revision_checks_the_tracking_numbers_of_orders_shipped_before_it(app_config, tmp_path, make_app):
+    """Orders shipped before 0007 get their tracking check from the migration (the KPI counts it)."""
+    from portal.migrate import upgrade
+
+    app = make_app({**app_config, "DATABASE_URL": f"sqlite:///{tmp_path / 'kpi.sqlite3'}"})
+    with app.app_context():
+        upgrade(app, "0006")
+    with get_database(app).engine.begin() as conn:
+        conn.exec_driver_sql(
+            "INSERT INTO merchants (id, slug, name, is_active, created_at) VALUES (1, 'm', 'M', 1, '2026-01-01')")
+        conn.exec_driver_sql(
+            "INSERT INTO carriers (code, name, tracking_patterns, tracking_url, pickup_days, cutoff_time, timezone, "
+            "max_weight_grams, is_active, created_at, updated_at) VALUES ('cdek', 'СДЭК', '[\"\\\\d{10}\"]', '', "
+            "'[]', '16:00', 'Europe/Moscow', 30000, 1, '2026-01-01', '2026-01-01')")
+        for n, (carrier, number, shipped) in enumerate([("cdek", "1234567890", "2026-01-02"),
+                                                        ("cdek", "12345", "2026-01-02"),
+                                                        ("gone", "1234567890", "2026-01-02"),
+                                                        ("cdek", None, None)], start=1):
+            conn.exec_driver_sql(
+                "INSERT INTO orders (id, merchant_id, order_number, request_hash, status, currency, total, units, "
+                "created_at, acceptance_deadline, ship_by, received_at, updated_at, shipped_at, carrier, "
+                "tracking_number, buyer_name, buyer_phone, country, city, postal_code, line1) VALUES "
+                f"({n}, 1, 'N{n}', 'h', 'shipped', 'RUB', 1, 1, '2026-01-01', '2026-01-02', '2026-01-03', "
+                "'2026-01-01', '2026-01-01', ?, ?, ?, 'B', '', 'RU', 'C', '', 'L')", (shipped, carrier, number))
+    with app.app_context():
+        upgrade(app)
+    with get_database(app).engine.connect() as conn:
+        checked = dict(conn.exec_driver_sql("SELECT id, tracking_valid FROM orders").all())
+    assert checked == {1: 1, 2: 0, 3: 0, 4: None}

@@ -11,7 +11,7 @@ from flask import Flask
 from portal.catalog.models import Product
 from portal.db import get_session
 from portal.orders.models import Order, OrderLine
-from portal.shipping.carriers import load_default_carriers
+from portal.shipping.carriers import load_default_carriers, recheck_tracking
 from portal.tenancy import Principal
 
 # A fixed "now" so that every window boundary in the tests is exact.
@@ -74,6 +74,9 @@ class History:
             order.lines = [OrderLine(product_id=self.products[sku], sku=sku, title=f"Товар {sku}", quantity=qty,
                                      unit_price=Decimal(price)) for sku, qty, price in lines]
             db.add(order)
+            db.flush()
+            if shipped is not None:  # history written straight to the table is checked as an import would be
+                recheck_tracking(db, [carrier])
             db.commit()
             return order.id
 
