@@ -171,7 +171,8 @@ def ranking_page():
         "kpi/ranking.html", rows=rows, filters=filters, metrics=HEALTH_METRICS, summary=summary(rows),
         period_days=PERIOD_DAYS, status_filters=STATUS_FILTER_LABELS,
         may_narrow_to_own=current_user.role == "category_manager", display=display,
-        status_label=lambda state: STATUS_LABELS.get(state, state),
+        # Translated once per page, not once per cell of a 200-merchant table.
+        status_label={state: str(label) for state, label in STATUS_LABELS.items()}.get,
         status_colour=lambda state: STATUS_COLOURS.get(state, "secondary"),
     )
 
