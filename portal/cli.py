@@ -451,7 +451,8 @@ def _kpi_table(result: dict[str, Any]) -> str:
 
 @kpi_cli.command("rollup")
 @click.option("--days", default=None, type=click.IntRange(min=1),
-              help="Recount this many days back, today included (default: 8, the hourly job's).")
+              help="Recount this many days back, today included (default: 8, the hourly job's; the whole "
+                   "history on the first run).")
 @json_option
 @portal_command
 def kpi_rollup(days: int | None, as_json: bool) -> None:
@@ -459,11 +460,11 @@ def kpi_rollup(days: int | None, as_json: bool) -> None:
     from flask_babel import gettext
 
     from portal.db import session
-    from portal.kpi.services import MAX_ROLLUP_DAYS, ROLLUP_DAYS, rollup
+    from portal.kpi.services import MAX_ROLLUP_DAYS, rollup
 
     if days is not None and days > MAX_ROLLUP_DAYS:
         raise click.BadParameter(f"at most {MAX_ROLLUP_DAYS}", param_hint="--days")
-    result = rollup(session, days=days or ROLLUP_DAYS)
+    result = rollup(session, days=days)
     emit(as_json, result, gettext("KPI rollup: %(rows)s merchant-days counted from %(first)s to %(last)s.",
                                   rows=result["rows"], first=result["from"], last=result["to"]))
 

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from portal.db import utcnow
 from portal.kpi import charts
 from portal.kpi.metrics import BY_KEY, HEALTH, Metric, display
-from portal.kpi.queries import (DAY_CHOICES, MAX_PERIOD_DAYS, STANDARD_TREND_DAYS, Figure, Health, Period, health,
+from portal.kpi.queries import (DAY_CHOICES, EARLIEST_DAY, MAX_PERIOD_DAYS, STANDARD_TREND_DAYS, Figure, Health, Period, health,
                                 top_products, trend)
 from portal.orders.models import Order
 from portal.tenancy import Principal, scope
@@ -68,6 +68,8 @@ class PeriodChoice:
             elif (last - first).days + 1 > MAX_PERIOD_DAYS:
                 errors.append(gettext("A period can cover at most %(max)d days; this one covers %(days)d.",
                                       max=MAX_PERIOD_DAYS, days=(last - first).days + 1))
+            if first < EARLIEST_DAY:
+                errors.append(gettext("The period cannot start before %(earliest)s.", earliest=format_date(EARLIEST_DAY)))
             if last > today:
                 errors.append(gettext("The period cannot end in the future: the last day can be today (%(today)s) "
                                       "at the latest.", today=format_date(today)))

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from portal.catalog.models import Product, Upload
 from portal.category_mapping.models import FillInRequest
 from portal.db import utcnow
-from portal.kpi.metrics import BY_KEY, METRICS, NO_DATA, SEVERITY, Metric, status
+from portal.kpi.metrics import BY_KEY, HEALTH, METRICS, NO_DATA, SEVERITY, Metric, status
 from portal.kpi.models import KpiThreshold
 from portal.orders.models import Order, OrderLine
 from portal.orders.queries import at_risk, at_risk_hours
@@ -30,6 +30,8 @@ TOP_PRODUCTS = 10
 # from–to up to a year and a day; the charts of the standard windows cover the last 90 days.
 DAY_CHOICES = (7, 30, 90)
 MAX_PERIOD_DAYS = 366
+# No marketplace has orders before this; a chosen period starts on it at the earliest and ends today at the latest.
+EARLIEST_DAY = date(2000, 1, 1)
 STANDARD_TREND_DAYS = 90
 
 
@@ -117,12 +119,16 @@ class Health:
 
     @property
     def status(self) -> str:
-        """The worst status among the metrics that have a threshold; "no data" while no rate or time has
-        any (a count of zero overdue requests alone does not make a merchant healthy)."""
-        measured = [f.status for f in self.figures.values() if f.metric.unit != "count" and SEVERITY[f.status]]
-        if not measured:
-            return NO_DATA
-        return max((f.status for f in self.figures.values()), key=lambda s: SEVERITY[s])
+        return overall_status(self.figures)
+
+
+def overall_status(figures: dict[str, Figure]) -> str:
+    """A merchant's health: the worst status of its health metrics; "no data" while no rate or time has any
+    (zero overdue requests alone does not make a merchant healthy)."""
+    health = [figures[key] for key in HEALTH]
+    if not any(f.metric.unit != "count" and SEVERITY[f.status] for f in health):
+        return NO_DATA
+    return max((f.status for f in health), key=lambda s: SEVERITY[s])
 
 
 def thresholds(db: Session) -> dict[str, tuple[float | None, float | None]]:
@@ -318,10 +324,16 @@ def health(db: Session, principal: Principal, merchant_id: int, *, period: Perio
            now: datetime | None = None) -> Health:
     """One merchant's figures and early warnings."""
     now = now or utcnow()
-    figures = merchant_figures(db, principal, merchant_ids=[merchant_id], period=period, now=now).get(merchant_id)
-    if figures is None:  # another merchant's id through a merchant principal: nothing of theirs is read
-        figures = _figures({}, _windows(period, now), thresholds(db))
-    return Health(merchant_id, figures, early_warnings(db, principal, merchant_id, figures, now=now))
+
+    def figures_over(chosen: Period | None) -> dict[str, Figure]:
+        found = merchant_figures(db, principal, merchant_ids=[merchant_id], period=chosen, now=now).get(merchant_id)
+        # None: another merchant's id through a merchant principal; nothing of theirs is read.
+        return found if found is not None else _figures({}, _windows(chosen, now), thresholds(db))
+
+    figures = figures_over(period)
+    # The warnings speak of where each metric stands now (its own window ending now), whatever period is shown.
+    standard = figures if period is None else figures_over(None)
+    return Health(merchant_id, figures, early_warnings(db, principal, merchant_id, standard, now=now))
 
 
 def early_warnings(db: Session, principal: Principal, merchant_id: int, figures: dict[str, Figure], *,

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from flask import flash, redirect, request, url_for
+from flask import abort, flash, redirect, request, url_for
 from flask_babel import get_locale, gettext
 
 from portal.auth import roles_required, safe_next
@@ -36,6 +36,9 @@ def report():
             break
         return redirect(_back())
     principal = current_principal()
+    if form.kind.data not in reports.kinds_for(principal.role):
+        # Category managers see no orders anywhere in the portal: not through a report either.
+        abort(403)
     try:
         merchant_id = reports.report_merchant(db, principal, form.merchant.data)
         period = reports.check_period(form.days.data, form.date_from.data, form.date_to.data,
@@ -48,3 +51,7 @@ def report():
                                  "period": period, "role": principal.role, "locale": str(get_locale() or "en")},
                   merchant_id=principal.merchant_id, user_id=principal.user_id)
     return redirect(url_for("jobs.show", job_id=job.id))
+
+
+# The report card offers each role the kinds it may ask for.
+bp.add_app_template_global(reports.kinds_for, "report_kinds")

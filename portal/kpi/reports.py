@@ -20,7 +20,7 @@ from portal.db import utcnow
 from portal.errors import PortalError
 from portal.jobs.services import JobContext, job
 from portal.kpi.metrics import METRICS
-from portal.kpi.queries import DAY_CHOICES, MAX_PERIOD_DAYS, STANDARD_TREND_DAYS, Period, health, trend
+from portal.kpi.queries import DAY_CHOICES, EARLIEST_DAY, MAX_PERIOD_DAYS, STANDARD_TREND_DAYS, Period, health, trend
 from portal.orders.machine import STATE_LABELS
 from portal.orders.models import Order
 from portal.reports import safe_cell
@@ -29,6 +29,11 @@ from portal.templating import READINESS_LABELS
 from portal.tenancy import Principal, scope
 
 KINDS = ("orders", "kpi", "catalog")
+
+
+def kinds_for(role: str) -> tuple[str, ...]:
+    """The reports a role may ask for: category managers, who see no orders, get the KPI and catalog ones."""
+    return tuple(k for k in KINDS if k != "orders") if role == "category_manager" else KINDS
 FORMATS = ("csv", "xlsx")
 # Without a period: the orders of the last 30 days; the KPI by day over the last 90, as the KPI page's trends.
 DEFAULT_DAYS = 30
@@ -69,6 +74,12 @@ def check_period(days: int | None, first: date | None, last: date | None, *,
         missing = first_name if first is None else last_name
         raise ReportError(gettext("%(field)s is missing: give both %(first)s and %(last)s.", field=missing,
                                   first=first_name, last=last_name), details={"field": missing})
+    today = utcnow().date()
+    for name, day in ((first_name, first), (last_name, last)):
+        if not EARLIEST_DAY <= day <= today:
+            raise ReportError(gettext("%(field)s (%(day)s) must lie between %(earliest)s and today (%(today)s).",
+                                      field=name, day=day.isoformat(), earliest=EARLIEST_DAY.isoformat(),
+                                      today=today.isoformat()), details={"field": name})
     if first > last:
         raise ReportError(gettext("%(first)s (%(start)s) is after %(last)s (%(end)s).", first=first_name,
                                   last=last_name, start=first.isoformat(), end=last.isoformat()),

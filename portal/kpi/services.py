@@ -45,13 +45,22 @@ def _as_date(value: Any) -> date:
     return value if isinstance(value, date) else date.fromisoformat(str(value)[:10])
 
 
-def rollup(db: Session, *, days: int = ROLLUP_DAYS, now: datetime | None = None) -> dict[str, Any]:
+def rollup(db: Session, *, days: int | None = None, now: datetime | None = None) -> dict[str, Any]:
     """Recount every merchant's last ``days`` UTC days (today included) into ``kpi_daily``, and today's
-    catalog snapshot. Idempotent: a day's order counts are replaced, earlier snapshots kept."""
-    if not 1 <= days <= MAX_ROLLUP_DAYS:
-        raise ValueError(f"days must be between 1 and {MAX_ROLLUP_DAYS}")
+    catalog snapshot. Idempotent: a day's order counts are replaced, earlier snapshots kept.
+
+    ``days`` None: the usual ``ROLLUP_DAYS`` — or, while no day has been counted yet (the first run after the
+    upgrade that brought the KPI), the whole order history up to ``MAX_ROLLUP_DAYS``, so the charts have a past."""
     now = now or utcnow()
     today = now.date()
+    if days is None:
+        days = ROLLUP_DAYS
+        if db.scalar(select(KpiDaily.day).limit(1)) is None:
+            first = db.scalar(scope(select(func.min(Order.created_at)), Order, SYSTEM))
+            if first is not None:
+                days = min(MAX_ROLLUP_DAYS, max(ROLLUP_DAYS, (today - first.date()).days + 1))
+    if not 1 <= days <= MAX_ROLLUP_DAYS:
+        raise ValueError(f"days must be between 1 and {MAX_ROLLUP_DAYS}")
     span = Period.days(today - timedelta(days=days - 1), today)
     counts: dict[tuple[int, date], dict[str, Any]] = defaultdict(dict)
     postgres = db.get_bind().dialect.name == "postgresql"
@@ -137,7 +146,8 @@ def rollup(db: Session, *, days: int = ROLLUP_DAYS, now: datetime | None = None)
 
 @job("kpi.rollup", label=_l("KPI rollup"))
 def rollup_job(ctx: JobContext) -> dict[str, Any]:
-    return rollup(ctx.session, days=int(ctx.payload.get("days", ROLLUP_DAYS)))
+    days = ctx.payload.get("days")
+    return rollup(ctx.session, days=int(days) if days else None)
 
 
 def parse_threshold(metric_key: str, text: str, *, what: str) -> float | None:

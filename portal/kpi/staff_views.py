@@ -22,7 +22,7 @@ from portal.category_mapping.weak_spots import categories_in_charge
 from portal.db import session as db
 from portal.kpi.forms import THRESHOLD_METRICS, RestoreDefaultsForm, ThresholdsForm
 from portal.kpi.metrics import AMBER, BY_KEY, GREEN, HEALTH, NO_DATA, RED, SEVERITY, STATUS_LABELS, Metric, display
-from portal.kpi.queries import Figure, Period, ranking, thresholds, worst_first
+from portal.kpi.queries import Figure, Period, overall_status, ranking, thresholds, worst_first
 from portal.kpi.services import ThresholdError, reset_thresholds, set_thresholds
 from portal.kpi.views import bp
 from portal.reports import safe_cell
@@ -98,9 +98,7 @@ class Row:
 
     @property
     def status(self) -> str:
-        """The worst status among the health metrics."""
-        worst = max((self.figures[key].status for key in HEALTH), key=lambda s: SEVERITY[s], default=NO_DATA)
-        return worst if SEVERITY[worst] else NO_DATA
+        return overall_status(self.figures)
 
 
 def merchants_named(db: Session, q: str) -> set[int]:
@@ -147,7 +145,8 @@ def ranked_rows(db: Session, principal: Principal, filters: RankingFilters) -> l
     rows.sort(key=lambda row: (-SEVERITY[row.status], -row.count(RED), -row.count(AMBER),
                                row.merchant.name.casefold(), row.merchant.id))
     if not filters.descending:
-        rows.reverse()
+        # The best first; merchants without data stay last either way.
+        rows = [r for r in reversed(rows) if r.status != NO_DATA] + [r for r in rows if r.status == NO_DATA]
     return rows
 
 

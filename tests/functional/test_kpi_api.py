@@ -146,6 +146,9 @@ def test_malformed_periods_answer_422_with_the_parameter_in_details(client, know
     ({"from": "2026-03-01"}, "to"),
     ({"to": "2026-03-01"}, "from"),
     ({"days": "7", "from": "2026-03-01", "to": "2026-03-02"}, "days"),
+    ({"from": "9999-12-31", "to": "9999-12-31"}, "from"),  # after today (and past the last date there is)
+    ({"from": "0001-01-01", "to": "0001-01-02"}, "from"),  # before 2000
+    ({"from": "2026-01-01", "to": "2099-01-01"}, "to"),
 ])
 def test_periods_that_cannot_be_answered_give_422_naming_the_field(client, known, query, field):
     response = get_kpi(client, known.secret, **query)

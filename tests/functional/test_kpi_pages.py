@@ -174,6 +174,8 @@ def test_a_custom_period_of_whole_days(app, history, admin, auth, now):
     ("date_from=2024-01-01", "Choose the last day of the period."),
     ("date_to=2024-01-01", "Choose the first day of the period."),
     ("date_from={today}&date_to={tomorrow}", "The period cannot end in the future"),
+    ("date_from=0001-01-01&date_to=0001-01-02", "The period cannot start before Jan 1, 2000."),
+    ("date_from=9999-12-31&date_to=9999-12-31", "The period cannot end in the future"),
 ])
 def test_a_period_that_cannot_be_used_says_why_and_shows_the_standard_windows(query, message, admin, auth, now):
     today = now.date()
@@ -205,7 +207,7 @@ def test_a_merchant_without_orders_sees_no_data_and_empty_charts(admin, auth):
     assert "0 of 0 orders handed to the carrier" in card(html, "late_shipment_rate")
     assert 'id="kpi-warnings"' not in html
     assert 'id="kpi-no-sales"' in html
-    assert "have not been computed yet" in html
+    assert "have not been counted yet" in html
     assert set(chart(html, "kpi-chart-late-shipment-rate")["series"][0]["values"]) == {None}
     assert re.search(r'id="kpi-overall">.*?data-status="no_data"', html, re.S)
 

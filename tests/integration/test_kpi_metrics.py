@@ -98,8 +98,9 @@ def test_valid_tracking_rate_checks_each_number_against_its_carriers_formats(app
     assert (tracking.numerator, tracking.denominator) == (4, 8)
     assert tracking.status == "red"
     # An operator's change of a carrier's formats checks its orders again: with no formats, any number that is
-    # not empty is valid; with a format the old numbers do not match, they all turn invalid.
-    for formats, expected in (([], 5), ([r"CD\d{10}"], 3)):
+    # not empty is valid; with a format the old numbers do not match, they all turn invalid. Python's own
+    # regular expressions, as the handover reads them (an inline flag, a named group: no database engine's).
+    for formats, expected in (([], 5), ([r"CD\d{10}"], 3), ([r"(?i)cd\d{8}", r"(?P<n>\d{5})"], 4)):
         with app.app_context():
             db = get_session()
             cdek = db.scalar(select(Carrier).where(Carrier.code == "cdek"))
@@ -318,3 +319,26 @@ def test_period_of_whole_days_is_inclusive():
     period = Period.days(date(2026, 11, 1), date(2026, 11, 3))
     assert period.length_days == 3
     assert period.last_day == date(2026, 11, 3)
+
+
+def test_the_first_rollup_counts_the_whole_history_and_later_ones_the_last_days(app, history):
+    history.shipped(NOW - days(100), late=True)
+    history.shipped(NOW - days(1))
+    with app.app_context():
+        db = get_session()
+        first = rollup(db, now=NOW)
+        assert first["from"] == (NOW - days(100) - hours(30)).date().isoformat()  # the oldest order's arrival
+        again = rollup(db, now=NOW)
+        assert again["from"] == (NOW.date() - timedelta(days=7)).isoformat()
+        assert db.get(KpiDaily, (history.merchant_id, (NOW - days(100)).date())).shipped_late == 1
+
+
+def test_warnings_speak_of_the_metrics_now_whatever_period_the_page_shows(app, history):
+    for i in range(50):
+        history.shipped(NOW - days(1 + i % 20))
+    history.order(created=NOW - days(2), accepted=NOW - days(2), ship_by=NOW + hours(3), status="accepted")
+    long_ago = Period.days((NOW - days(200)).date(), (NOW - days(170)).date())
+    with app.app_context():
+        shown = health(get_session(), STAFF, history.merchant_id, period=long_ago, now=NOW)
+    assert shown.figures["late_shipment_rate"].denominator == 0  # nothing handed over back then
+    assert shown.warnings == []  # 1 of 51 handed over in the last 30 days would stay green

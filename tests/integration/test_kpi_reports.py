@@ -326,6 +326,26 @@ def test_staff_name_the_merchant_of_the_report(app, factory, auth, a):
     assert read(data, "csv")["SKU"].tolist() == ["A-FORMULA", "B-AT", "C-PLAIN"]
 
 
+def test_category_managers_who_see_no_orders_get_no_orders_report(app, factory, auth, a):
+    auth.login(factory.user("category_manager").email)
+    response = auth.post("/kpi/reports", {"kind": "orders", "format": "csv", "merchant": str(a.merchant_id)})
+    assert response.status_code == 403
+    assert _jobs(app) == 0
+    page = auth.client.get(f"/kpi/merchants/{a.merchant_id}").get_data(as_text=True)
+    assert 'id="kpi-report-kpi"' in page and 'id="kpi-report-orders"' not in page
+
+
+@pytest.mark.parametrize("first, last, field", [
+    ("0001-01-01", "0001-01-02", "First day"), ("9999-12-30", "9999-12-31", "First day"),
+    ("2026-01-01", "9999-12-31", "Last day")])
+def test_days_before_2000_or_after_today_are_refused(app, auth, a, first, last, field):
+    auth.login(a.admin_email)
+    auth.post("/kpi/reports", {"kind": "kpi", "format": "csv", "date_from": first, "date_to": last})
+    page = auth.client.get("/").get_data(as_text=True)
+    assert f"{field} (" in page and "must lie between 2000-01-01 and today" in page
+    assert _jobs(app) == 0
+
+
 def _jobs(app) -> int:
     with app.app_context():
         return get_session().scalar(select(func.count(Job.id)).where(Job.kind == "kpi.report"))
