@@ -201,7 +201,9 @@ def kpi_report(db: Session, principal: Principal, merchant_id: int, period: Peri
     rows: list[dict[str, Any]] = []
     for i, day in enumerate(daily["days"]):
         rows.append({day_column: day, **{headers[k]: daily["series"][k][i] for k in headers}})
-    rows.append({day_column: gettext("Whole period"), **{headers[k]: totals[k].value for k in headers}})
+    # Without a period the last row is each metric over its own window (cancellations 7 days, …), not the 90 days.
+    last_row = gettext("Whole period") if period is not None else gettext("Each metric's own window")
+    rows.append({day_column: last_row, **{headers[k]: totals[k].value for k in headers}})
     frame = pd.DataFrame(rows, columns=[day_column, *headers.values()], dtype=object)
     formats = {day_column: "date"} | {headers[m.key]: m.unit for m in METRICS}
     return Report(frame, gettext("KPI"), formats)

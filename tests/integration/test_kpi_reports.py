@@ -249,7 +249,7 @@ def test_kpi_report_without_a_period_is_the_pages_standard_view(app, auth, a):
     today = datetime.now(timezone.utc).date()
     assert f"kpi-kpi-shop-a-{today - timedelta(days=89)}-{today}.csv" in disposition
     frame = read(data, "csv")
-    assert len(frame) == 91 and frame["Day"].iloc[-1] == "Whole period"
+    assert len(frame) == 91 and frame["Day"].iloc[-1] == "Each metric's own window"
     assert frame["Day"].iloc[0] == (today - timedelta(days=89)).isoformat()
     whole = typed(data, "csv").iloc[-1]
     assert whole["Orders"] == 3 and whole["Late shipment rate"] == pytest.approx(0.5)
