@@ -21,10 +21,10 @@ from portal.catalog.models import Product
 from portal.category_mapping.weak_spots import categories_in_charge
 from portal.db import session as db
 from portal.kpi.forms import THRESHOLD_METRICS, RestoreDefaultsForm, ThresholdsForm
-from portal.kpi.metrics import AMBER, BY_KEY, GREEN, HEALTH, NO_DATA, RED, SEVERITY, STATUS_LABELS, Metric, display
+from portal.kpi.metrics import AMBER, BY_KEY, HEALTH, NO_DATA, RED, SEVERITY, STATUS_LABELS, Metric, display
 from portal.kpi.queries import Figure, Period, overall_status, ranking, thresholds, worst_first
 from portal.kpi.services import ThresholdError, reset_thresholds, set_thresholds
-from portal.kpi.views import bp
+from portal.kpi.views import STATUS_COLOURS, bp
 from portal.reports import safe_cell
 from portal.tenancy import Principal, current_principal
 
@@ -34,7 +34,6 @@ PERIOD_DAYS = (7, 30, 90)
 # "Any red" and "any amber or red": the statuses a merchant needs among its health metrics to be listed.
 STATUS_FILTERS = {"red": (RED,), "amber": (AMBER, RED)}
 STATUS_FILTER_LABELS = {"": _l("All merchants"), "red": _l("Any metric red"), "amber": _l("Any metric amber or red")}
-STATUS_COLOURS = {GREEN: "success", AMBER: "warning", RED: "danger"}
 HEALTH_METRICS: tuple[Metric, ...] = tuple(BY_KEY[key] for key in HEALTH)
 
 
@@ -172,7 +171,7 @@ def ranking_page():
         may_narrow_to_own=current_user.role == "category_manager", display=display,
         # Translated once per page, not once per cell of a 200-merchant table.
         status_label={state: str(label) for state, label in STATUS_LABELS.items()}.get,
-        status_colour=lambda state: STATUS_COLOURS.get(state, "secondary"),
+        status_colour=STATUS_COLOURS.get,
     )
 
 
