@@ -7,7 +7,6 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from flask_babel import format_date, gettext, ngettext
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from portal.db import utcnow
@@ -15,8 +14,7 @@ from portal.kpi import charts
 from portal.kpi.metrics import BY_KEY, HEALTH, Metric, display
 from portal.kpi.queries import (DAY_CHOICES, EARLIEST_DAY, MAX_PERIOD_DAYS, STANDARD_TREND_DAYS, Figure, Health, Period, health,
                                 top_products, trend)
-from portal.orders.models import Order
-from portal.tenancy import Principal, scope
+from portal.tenancy import Principal
 
 GROUPS = ("orders", "catalog")
 
@@ -245,19 +243,9 @@ def warning_text(warning: Any, *, own: bool) -> str:
                     "to %(value)s.", n, metric=warning.metric.label, value=value)
 
 
-def order_ids(db: Session, principal: Principal, merchant_id: int, numbers: list[str]) -> dict[str, int]:
-    """The ids of a merchant's orders by number, through the tenant helper (links to the order pages)."""
-    if not numbers:
-        return {}
-    stmt = scope(select(Order.order_number, Order.id), Order, principal).where(
-        Order.merchant_id == merchant_id, Order.order_number.in_(numbers))
-    return {number: order_id for number, order_id in db.execute(stmt)}
-
-
-def warnings_view(db: Session, principal: Principal, found: Health, *, own: bool) -> list[WarningView]:
-    ids = order_ids(db, principal, found.merchant_id, [n for w in found.warnings for n in w.order_numbers])
+def warnings_view(found: Health, *, own: bool) -> list[WarningView]:
     return [WarningView(w.metric, warning_text(w, own=own), w.projected_status,
-                        [(number, ids.get(number)) for number in w.order_numbers], max(0, w.orders - len(w.order_numbers)))
+                        list(zip(w.order_numbers, w.order_ids)), max(0, w.orders - len(w.order_numbers)))
             for w in found.warnings]
 
 
@@ -295,7 +283,7 @@ def build(db: Session, principal: Principal, merchant_id: int, choice: PeriodCho
     sales = {key: display(BY_KEY[key], found.figures[key].value) for key in ("orders", "units", "revenue")}
     return KpiPage(
         merchant_id=merchant_id, health=found, choice=choice, groups=groups,
-        warnings=warnings_view(db, principal, found, own=own), sales=sales,
+        warnings=warnings_view(found, own=own), sales=sales,
         sales_window=window_text(found.figures["orders"], choice), sales_chart=sales_chart,
         top_products=top_products(db, principal, merchant_id, sales_period), trend_from=first, trend_to=last,
         computed_at=history["computed_at"] or sales_history["computed_at"], charts=all_charts)
@@ -314,4 +302,4 @@ def home_health(db: Session, principal: Principal, merchant_id: int, *, now: dat
     found = health(db, principal, merchant_id, now=now)
     rows = [(found.figures[key].metric, display(found.figures[key].metric, found.figures[key].value),
              found.figures[key].status) for key in HEALTH]
-    return HomeHealth(found, rows, warnings_view(db, principal, found, own=True))
+    return HomeHealth(found, rows, warnings_view(found, own=True))

@@ -13,6 +13,7 @@ from sqlalchemy import ColumnElement, Float, and_, any_, func, or_, select, text
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
+from portal.accounts.models import Merchant
 from portal.catalog.models import Product, Upload
 from portal.category_mapping.models import FillInRequest
 from portal.db import utcnow
@@ -26,6 +27,8 @@ from portal.tenancy import Principal, scope
 CANCELLED_STATES = ("refused", "cancelled")
 MERCHANT_CLOSERS = ("merchant", "system")
 TOP_PRODUCTS = 10
+# A warning names this many of its orders.
+WARNED_LISTED = 5
 # The periods people choose besides each metric's own window: the last 7, 30 or 90 days, or whole days
 # from–to up to a year and a day; the charts of the standard windows cover the last 90 days.
 DAY_CHOICES = (7, 30, 90)
@@ -109,6 +112,8 @@ class Warning:
     projected: float
     status: str
     projected_status: str
+    # The listed orders' ids, beside their numbers (links to the order pages).
+    order_ids: list[int] = field(default_factory=list)
 
 
 @dataclass
@@ -347,31 +352,33 @@ def early_warnings(db: Session, principal: Principal, merchant_id: int, figures:
     now = now or utcnow()
     found: list[Warning] = []
     late = figures["late_shipment_rate"]
-    risky = db.execute(at_risk(scope(select(Order.order_number), Order, principal), now=now)
-                       .where(Order.merchant_id == merchant_id).order_by(Order.ship_by, Order.id)).scalars().all()
+    risky = db.execute(at_risk(scope(select(Order.id, Order.order_number), Order, principal), now=now)
+                       .where(Order.merchant_id == merchant_id).order_by(Order.ship_by, Order.id)).all()
     if risky and late.threshold is not None:
         k = len(risky)
         projected = (int(late.numerator or 0) + k) / (int(late.denominator or 0) + k)
-        _warn(found, late, k, list(risky[:5]), projected)
+        _warn(found, late, k, [(number, order_id) for order_id, number in risky[:WARNED_LISTED]], projected)
     cancel = figures["cancellation_rate"]
     limit = now + timedelta(hours=at_risk_hours())
-    waiting = scope(select(Order.order_number, Order.created_at), Order, principal).where(
+    waiting = scope(select(Order.id, Order.order_number, Order.created_at), Order, principal).where(
         Order.merchant_id == merchant_id, Order.status == "awaiting_acceptance", Order.acceptance_deadline <= limit
     ).order_by(Order.acceptance_deadline, Order.id)
     pending = db.execute(waiting).all()
     if pending and cancel.threshold is not None and cancel.period is not None:
-        outside = sum(1 for _, created in pending if not cancel.period.start <= created < cancel.period.end)
+        outside = sum(1 for _, _, created in pending if not cancel.period.start <= created < cancel.period.end)
         projected = (int(cancel.numerator or 0) + len(pending)) / (int(cancel.denominator or 0) + outside)
-        _warn(found, cancel, len(pending), [number for number, _ in pending[:5]], projected)
+        _warn(found, cancel, len(pending), [(number, order_id) for order_id, number, _ in pending[:WARNED_LISTED]],
+              projected)
     return found
 
 
-def _warn(found: list[Warning], figure: Figure, count: int, numbers: list[str], projected: float) -> None:
+def _warn(found: list[Warning], figure: Figure, count: int, listed: list[tuple[str, int]], projected: float) -> None:
     """Warn when the projection is worse than where the metric stands now."""
     now_status = figure.status if figure.value is not None else "green"
     then = status(figure.metric, projected, figure.warning, figure.threshold)
     if SEVERITY[then] > SEVERITY.get(now_status, 0):
-        found.append(Warning(figure.metric, count, numbers, float(figure.value or 0), projected, now_status, then))
+        found.append(Warning(figure.metric, count, [n for n, _ in listed], float(figure.value or 0), projected,
+                             now_status, then, [i for _, i in listed]))
 
 
 def top_products(db: Session, principal: Principal, merchant_id: int, period: Period, *,
@@ -465,8 +472,6 @@ def ranking(db: Session, principal: Principal, *, period: Period | None = None, 
             now: datetime | None = None) -> list[tuple[Any, dict[str, Figure]]]:
     """Every merchant (narrowed to ``merchant_ids``) with its figures, staff only; merchants without
     any data are listed with "no data"."""
-    from portal.accounts.models import Merchant
-
     if principal.is_merchant:
         raise PermissionError("the ranking compares merchants; it is for marketplace staff")
     merchants = select(Merchant).order_by(Merchant.name, Merchant.id)
@@ -475,3 +480,23 @@ def ranking(db: Session, principal: Principal, *, period: Period | None = None, 
     listed = list(db.scalars(merchants))
     figures = merchant_figures(db, principal, merchant_ids=[m.id for m in listed], period=period, now=now)
     return [(m, figures[m.id]) for m in listed]
+
+
+def merchants_named(db: Session, q: str) -> set[int]:
+    """Merchants whose name or slug contains ``q``, in any case: compared here, since SQLite's LIKE folds the
+    case of ASCII letters only and merchants' names are often Cyrillic."""
+    wanted = q.casefold()
+    return {merchant_id for merchant_id, name, slug in db.execute(select(Merchant.id, Merchant.name, Merchant.slug))
+            if wanted in name.casefold() or wanted in slug.casefold()}
+
+
+def merchants_in_charge(db: Session, principal: Principal) -> set[int] | None:
+    """Merchants with at least one active product mapped onto a category (or its subtree) the category
+    manager is in charge of; None for operators, who are in charge of every merchant."""
+    from portal.category_mapping.weak_spots import categories_in_charge
+
+    allowed = categories_in_charge(db, principal)
+    if allowed is None:
+        return None
+    return set(db.scalars(scope(select(Product.merchant_id).distinct(), Product, principal).where(
+        Product.status == "active", Product.marketplace_category_id.in_(allowed))))

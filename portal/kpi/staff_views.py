@@ -11,18 +11,16 @@ from flask import Response, abort, flash, redirect, render_template, request, ur
 from flask_babel import gettext, ngettext
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 from werkzeug.datastructures import MultiDict
 
 from portal.accounts.models import Merchant
 from portal.auth import roles_required
-from portal.catalog.models import Product
-from portal.category_mapping.weak_spots import categories_in_charge
 from portal.db import session as db
 from portal.kpi.forms import THRESHOLD_METRICS, RestoreDefaultsForm, ThresholdsForm
 from portal.kpi.metrics import AMBER, BY_KEY, HEALTH, NO_DATA, RED, SEVERITY, STATUS_LABELS, Metric, display
-from portal.kpi.queries import Figure, Period, overall_status, ranking, thresholds, worst_first
+from portal.kpi.queries import (Figure, Period, merchants_in_charge, merchants_named, overall_status, ranking,
+                                thresholds, worst_first)
 from portal.kpi.services import ThresholdError, reset_thresholds, set_thresholds
 from portal.kpi.views import STATUS_COLOURS, bp
 from portal.reports import safe_cell
@@ -98,25 +96,6 @@ class Row:
     @property
     def status(self) -> str:
         return overall_status(self.figures)
-
-
-def merchants_named(db: Session, q: str) -> set[int]:
-    """Merchants whose name or slug contains ``q``, in any case: compared here, since SQLite's LIKE folds the
-    case of ASCII letters only and merchants' names are often Cyrillic."""
-    wanted = q.casefold()
-    return {merchant_id for merchant_id, name, slug in db.execute(select(Merchant.id, Merchant.name, Merchant.slug))
-            if wanted in name.casefold() or wanted in slug.casefold()}
-
-
-def merchants_in_charge(db: Session, principal: Principal) -> set[int] | None:
-    """Merchants with at least one active product mapped onto a category (or its subtree) the category
-    manager is in charge of; None for operators, who are in charge of every merchant."""
-    allowed = categories_in_charge(db, principal)
-    if allowed is None:
-        return None
-    pairs = db.execute(select(Product.merchant_id, Product.marketplace_category_id).where(
-        Product.status == "active", Product.marketplace_category_id.is_not(None)).distinct())
-    return {merchant_id for merchant_id, category_id in pairs if category_id in allowed}
 
 
 def ranked_rows(db: Session, principal: Principal, filters: RankingFilters) -> list[Row]:
